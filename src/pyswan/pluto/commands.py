@@ -1,0 +1,340 @@
+"""pluto's handlers for whack requests, one function per command."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..whack import rc
+from ..whack.protocol import Request
+from . import status
+from .connections import Connection
+from .control import WhackSession
+from .debugopts import OptionError, apply_debug, debug_help, parse_impair
+
+Handler = Callable[[Any, Request, WhackSession], Awaitable[None]]
+COMMANDS: dict[str, Handler] = {}
+
+
+def command(*names: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        for n in names:
+            COMMANDS[n] = fn
+        return fn
+
+    return register
+
+
+def _lookup(p: Any, req: Request, w: WhackSession) -> list[Connection]:
+    """The connections a --name refers to (aliases included), or an RC error."""
+    if not req.name:
+        w.send(rc.RC_UNKNOWN_NAME, "missing --name")
+        return []
+    conns = p.conns.find(req.name)
+    if not conns:
+        w.send(rc.RC_UNKNOWN_NAME, f'no connection or alias named "{req.name}"')
+    return conns
+
+
+# -- debug and impair -------------------------------------------------------------------
+@command("options", "debug", "impair")
+async def cmd_options(p: Any, req: Request, w: WhackSession) -> None:
+    for key, value in req.options:
+        try:
+            if key in ("debug", "no-debug"):
+                if value in ("help", "list", "?"):
+                    for line in debug_help():
+                        w.send(rc.RC_COMMENT, line)
+                    continue
+                p.log.debugging = apply_debug(p.log.debugging, value, enable=key == "debug")
+            elif key in ("impair", "no-impair"):
+                spec = value if key == "impair" else f"no-{value}"
+                what, lines = parse_impair(spec, p.impairments)
+                for line in lines:
+                    w.send(rc.RC_COMMENT, line)
+                if what not in ("help", "list", "none") and what in p.impairments:
+                    p.log.log(f"IMPAIR: {what}: {p.impairments[what]}")
+        except OptionError as e:
+            w.send(rc.RC_BADWHACKMESSAGE, str(e))
+            return
+
+
+# -- connections ------------------------------------------------------------------------
+@command("add")
+async def cmd_add(p: Any, req: Request, w: WhackSession) -> None:
+    from .connadd import add_connection
+
+    add_connection(p, req.name or "", req.conn, w, replace="replace" in req.flags)
+
+
+@command("delete")
+async def cmd_delete(p: Any, req: Request, w: WhackSession) -> None:
+    for conn in _lookup(p, req, w):
+        await delete_connection(p, conn, w)
+
+
+async def delete_connection(p: Any, conn: Connection, w: WhackSession | None) -> None:
+    for inst in [conn, *conn.instances.values()]:
+        if p.states_of(inst):
+            p.log.log(f"{inst.prefix}: terminating SAs using this connection", w)
+            if p.engine is not None:
+                await p.engine.terminate(inst, w, delete=True)
+        if inst.routing != "unrouted" and p.engine is not None:
+            await p.engine.unroute(inst, w)
+    p.conns.remove(conn)
+
+
+@command("pubkey")
+async def cmd_pubkey(p: Any, req: Request, w: WhackSession) -> None:
+    keyid = req.args.get("keyid", "")
+    key = req.args.get("pubkeyrsa")
+    if key is None:
+        before = len(p.pubkeys)
+        p.pubkeys = [k for k in p.pubkeys if k[0] != keyid]
+        if len(p.pubkeys) == before:
+            w.send(rc.RC_NOKEY, f"no public key for ID {keyid} to delete")
+        return
+    if not key.startswith(("0s", "0x")):
+        w.send(rc.RC_NOKEY, f"malformed RSA public key for ID {keyid}: must start with 0s or 0x")
+        return
+    if "addkey" not in req.flags:
+        p.pubkeys = [k for k in p.pubkeys if k[0] != keyid]
+    p.pubkeys.append((keyid, key))
+
+
+# -- routing and negotiation ------------------------------------------------------------
+def _usable(p: Any, conn: Connection, w: WhackSession, verb: str) -> bool:
+    if not p.listening:
+        w.send(rc.RC_DEAF, f"need --listen before --{verb}")
+        return False
+    if not conn.oriented and not p.orient(conn):
+        w.send(
+            rc.RC_ORIENT,
+            f"{conn.prefix}: we cannot identify ourselves with either end of this connection.  "
+            f"{conn.config.left.host} or {conn.config.right.host} are not usable",
+        )
+        return False
+    return True
+
+
+@command("route")
+async def cmd_route(p: Any, req: Request, w: WhackSession) -> None:
+    for conn in _lookup(p, req, w):
+        if not _usable(p, conn, w, "route"):
+            continue
+        if p.engine is not None:
+            await p.engine.route(conn, w)
+        else:
+            conn.routing = "routed-ondemand"
+
+
+@command("unroute")
+async def cmd_unroute(p: Any, req: Request, w: WhackSession) -> None:
+    for conn in _lookup(p, req, w):
+        if p.engine is not None:
+            await p.engine.unroute(conn, w)
+        else:
+            conn.routing = "unrouted"
+
+
+@command("initiate")
+async def cmd_initiate(p: Any, req: Request, w: WhackSession) -> None:
+    conns = _lookup(p, req, w)
+    for conn in conns:
+        if not _usable(p, conn, w, "initiate"):
+            continue
+        if p.engine is None:
+            w.send(rc.RC_FATAL, f"{conn.prefix}: IKE is not available in this pluto")
+            continue
+        await p.engine.initiate(conn, w, req)
+
+
+@command("down")
+async def cmd_down(p: Any, req: Request, w: WhackSession) -> None:
+    for conn in _lookup(p, req, w):
+        conn.up = False
+        if p.engine is not None:
+            await p.engine.terminate(conn, w, delete=False)
+
+
+@command("suspend")
+async def cmd_suspend(p: Any, req: Request, w: WhackSession) -> None:
+    await cmd_down(p, req, w)
+
+
+@command("rekey-ike", "rekey-child", "delete-ike", "delete-child", "down-ike", "down-child")
+async def cmd_sa_op(p: Any, req: Request, w: WhackSession) -> None:
+    for conn in _lookup(p, req, w):
+        if p.engine is None:
+            w.send(rc.RC_UNKNOWN_NAME, f"{conn.prefix}: no established SA")
+            continue
+        await p.engine.sa_operation(conn, req.command, w, asynchronous="async" in req.flags)
+
+
+@command("deletestate")
+async def cmd_deletestate(p: Any, req: Request, w: WhackSession) -> None:
+    serial = int(req.args.get("arg", "0"))
+    st = p.states.get(serial)
+    if st is None:
+        w.send(rc.RC_UNKNOWN_NAME, f"no state #{serial} to delete")
+        return
+    p.log.log(f'{st.conn.prefix} #{serial}: deleting state ({st.story}) and sending notification', w)
+    if p.engine is not None:
+        await p.engine.delete_state(st, w)
+    else:
+        p.states.remove(st)
+
+
+@command("deleteuser", "deleteid")
+async def cmd_deleteuser(p: Any, req: Request, w: WhackSession) -> None:
+    who = req.name or ""
+    matched = [s for s in p.states if s.kind == "ike" and who in (s.username, s.peer_id)]
+    for st in matched:
+        await cmd_deletestate(p, Request("deletestate", args={"arg": str(st.serial)}), w)
+
+
+@command("crash")
+async def cmd_crash(p: Any, req: Request, w: WhackSession) -> None:
+    arg = req.args.get("arg", "")
+    try:
+        addr = ipaddress.ip_address(arg)
+    except ValueError:
+        w.send(rc.RC_BADID, f'crash: invalid address "{arg}"')
+        return
+    for st in [s for s in p.states if s.peer and s.peer[0] == addr and s.kind == "ike"]:
+        p.log.log(f"{st.conn.prefix} #{st.serial}: peer {addr} crashed; deleting", w)
+        if p.engine is not None:
+            await p.engine.delete_state(st, w, notify=False)
+        else:
+            p.states.remove(st)
+
+
+# -- interfaces -------------------------------------------------------------------------
+@command("listen")
+async def cmd_listen(p: Any, req: Request, w: WhackSession) -> None:
+    from .listen import listen
+
+    await listen(p, w)
+
+
+@command("unlisten")
+async def cmd_unlisten(p: Any, req: Request, w: WhackSession) -> None:
+    for iface in p.interfaces:
+        p.log.log(f"shutting down interface {iface.device} {iface.addr}:{iface.port}", w)
+    p.close_interfaces()
+    for conn in p.conns.all_with_instances():
+        conn.local = None
+
+
+@command("ddos")
+async def cmd_ddos(p: Any, req: Request, w: WhackSession) -> None:
+    mode = req.args.get("arg", "auto")
+    if mode not in ("busy", "unlimited", "auto"):
+        w.send(rc.RC_BADWHACKMESSAGE, f'invalid DDoS mode "{mode}"')
+        return
+    p.ddos_mode = mode
+    p.log.log(f"set DDoS mode to {mode}", w)
+
+
+@command("global-redirect")
+async def cmd_global_redirect(p: Any, req: Request, w: WhackSession) -> None:
+    mode = req.args.get("arg", "")
+    if mode not in ("yes", "no", "auto"):
+        w.send(rc.RC_BADWHACKMESSAGE, f'invalid --global-redirect value "{mode}"; expecting yes, no or auto')
+        return
+    if mode != "no" and not p.global_redirect_to:
+        p.log.log("ignoring --global-redirect: --global-redirect-to is not set", w)
+    p.global_redirect = mode
+
+
+@command("global-redirect-to")
+async def cmd_global_redirect_to(p: Any, req: Request, w: WhackSession) -> None:
+    targets = req.args.get("arg", "")
+    for t in filter(None, (x.strip() for x in targets.split(","))):
+        try:
+            ipaddress.ip_address(t)
+        except ValueError:
+            if not all(part.isalnum() or part == "-" for part in t.replace(".", " ").split()):
+                w.send(rc.RC_BADWHACKMESSAGE, f'invalid --global-redirect-to address "{t}"')
+                return
+    p.global_redirect_to = targets
+    p.log.log(f"global-redirect-to={targets or '<unset>'}", w)
+
+
+@command("redirect")
+async def cmd_redirect(p: Any, req: Request, w: WhackSession) -> None:
+    for conn in _lookup(p, req, w):
+        if p.engine is None or not p.states_of(conn):
+            w.send(rc.RC_UNKNOWN_NAME, f"{conn.prefix}: no established IKE SA to redirect")
+            continue
+        await p.engine.redirect(conn, req.args.get("arg", ""), w)
+
+
+@command("ike-socket-bufsize")
+async def cmd_bufsize(p: Any, req: Request, w: WhackSession) -> None:
+    try:
+        size = int(req.args.get("arg", ""))
+    except ValueError:
+        w.send(rc.RC_BADWHACKMESSAGE, "--ike-socket-bufsize needs a number")
+        return
+    p.opts.ike_socket_bufsize = size
+    import socket
+
+    for iface in p.interfaces:
+        sock = iface.transport.get_extra_info("socket") if iface.transport else None
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+    p.log.log(f"set IKE socket buffer to {size}", w)
+
+
+@command("ike-socket-errqueue-toggle", "ddns", "rereadcrls", "fetchcrls", "purgeocsp")
+async def cmd_noop(p: Any, req: Request, w: WhackSession) -> None:
+    if req.command == "rereadcrls":
+        w.send(rc.RC_COMMENT, "ipsec whack --rereadcrls has been obsoleted - please see: ipsec crls")
+
+
+@command("rereadsecrets")
+async def cmd_rereadsecrets(p: Any, req: Request, w: WhackSession) -> None:
+    p.load_secrets(w)
+
+
+@command("rereadcerts")
+async def cmd_rereadcerts(p: Any, req: Request, w: WhackSession) -> None:
+    if p.engine is not None and hasattr(p.engine, "reload_certs"):
+        p.engine.reload_certs(w)
+
+
+@command("rereadall")
+async def cmd_rereadall(p: Any, req: Request, w: WhackSession) -> None:
+    p.load_secrets(w)
+    await cmd_rereadcerts(p, req, w)
+
+
+@command("shutdown")
+async def cmd_shutdown(p: Any, req: Request, w: WhackSession) -> None:
+    p.leave_state = "leave-state" in req.flags
+    w.send(rc.RC_COMMENT, "Pluto is shutting down")
+    w.release()
+    await asyncio.sleep(0)
+    p.request_shutdown()
+
+
+@command("clearstats")
+async def cmd_clearstats(p: Any, req: Request, w: WhackSession) -> None:
+    p.stats.clear()
+
+
+# -- status family ----------------------------------------------------------------------
+def _status_command(fn: Callable[[Any, Request], list[str]]) -> Handler:
+    async def handler(p: Any, req: Request, w: WhackSession) -> None:
+        for line in fn(p, req):
+            w.send(rc.RC_COMMENT, line)
+
+    return handler
+
+
+for _name, _fn in status.STATUS.items():
+    COMMANDS[_name] = _status_command(_fn)

@@ -1,0 +1,179 @@
+"""The pluto daemon: the asyncio loop that ties sockets, whack, connections and SAs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections import Counter
+from typing import Any
+
+from .. import VERSION_STRING
+from ..whack import rc
+from ..whack.protocol import Request
+from .connections import Connection, ConnectionDB
+from .control import ControlServer, WhackSession
+from .interfaces import Interface
+from .log import Logger, sd_notify
+from .main import PlutoOptions
+from .state import State, StateTable
+
+
+class Pluto:
+    def __init__(self, opts: PlutoOptions) -> None:
+        self.opts = opts
+        self.log = Logger(
+            stderr=opts.stderrlog,
+            logfile=opts.logfile,
+            logtime=opts.logtime,
+            logappend=opts.logappend,
+        )
+        self.log.debugging = set(opts.debug)
+        self.conns = ConnectionDB()
+        self.states = StateTable()
+        self.interfaces: list[Interface] = []
+        self.listening = False
+        self.kernel: Any = None
+        self.secrets: Any = None
+        self.secrets_files: list[str] = []
+        self.pubkeys: list[Any] = []
+        self.impairments: dict[str, int] = {}
+        self.ddos_mode = "busy" if opts.force_busy else "auto"
+        self.global_redirect = "no"
+        self.global_redirect_to = ""
+        self.stats: Counter[str] = Counter()
+        self.started = time.time()
+        self.control: ControlServer | None = None
+        self.stopping = asyncio.Event()
+        self.exit_code = 0
+        self.leave_state = False
+        self.setup = opts.setup
+        self.engine: Any = None  # the IKE glue
+        self.keep_alive = opts.keep_alive
+        self.bare_shunts: list[str] = []
+
+    def on_datagram(self, iface: Interface, data: bytes, addr: tuple) -> None:
+        """A datagram on an IKE port; the engine glue demultiplexes it."""
+        self.stats["total.ike.traffic.in"] += len(data)
+        if self.engine is not None:
+            self.engine.receive(iface, data, addr)
+        else:
+            self.log.debug(f"dropping {len(data)}-byte datagram from {addr[0]}:{addr[1]}: no IKE")
+
+    # -- lifecycle -------------------------------------------------------------------
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        self.log.log(f"Starting Pluto ({VERSION_STRING}) pid:{os.getpid()}")
+        self.kernel = await self._open_kernel()
+        self.control = ControlServer(self.opts.ctl_path, self.handle, self.log.log)
+        try:
+            await self.control.start()
+        except OSError as e:
+            self.log.error(f'FATAL ERROR: cannot create control socket "{self.opts.ctl_path}": {e.strerror}')
+            return 1
+        self.load_secrets(None)
+        loop.add_signal_handler(signal.SIGTERM, self.request_shutdown)
+        loop.add_signal_handler(signal.SIGINT, self.request_shutdown)
+        loop.add_signal_handler(signal.SIGHUP, self._sighup)
+        if self.opts.nofork:
+            print("Pluto initialized", flush=True)
+        self.log.log("Pluto initialized")
+        sd_notify(f"READY=1\nSTATUS=Startup completed.\nMAINPID={os.getpid()}")
+        if self.opts.config:
+            from .startup import load_config_conns
+
+            await load_config_conns(self)
+        await self.stopping.wait()
+        await self.shutdown()
+        return self.exit_code
+
+    async def _open_kernel(self) -> Any:
+        from .kernelglue import open_kernel
+
+        return await open_kernel(self)
+
+    def _sighup(self) -> None:
+        self.log.log("Pluto ignores SIGHUP -- perhaps you want \"whack --listen\"")
+        self.log.reopen()
+
+    def request_shutdown(self) -> None:
+        self.stopping.set()
+
+    async def shutdown(self) -> None:
+        sd_notify(f"STOPPING=1\nSTATUS=PLUTO_EXIT={self.exit_code}")
+        self.log.log("shutting down")
+        if self.engine is not None:
+            await self.engine.shutdown(leave_state=self.leave_state)
+        for st in list(self.states):
+            self.states.remove(st)
+        if self.kernel is not None:
+            if not self.leave_state:
+                try:
+                    await self.kernel.flush_owned()
+                except Exception as e:  # the kernel may refuse; shutdown goes on
+                    self.log.log(f"kernel cleanup failed: {e}")
+            await self.kernel.close()
+        self.close_interfaces()
+        if self.control is not None:
+            await self.control.close()
+        self.log.log("leak detective found no leaks")
+        self.log.log("exiting pluto")
+        self.log.close()
+
+    def close_interfaces(self) -> None:
+        for iface in self.interfaces:
+            if iface.transport is not None:
+                iface.transport.close()
+        self.interfaces = []
+        self.listening = False
+
+    # -- whack -----------------------------------------------------------------------
+    async def handle(self, req: Request, w: WhackSession) -> None:
+        from .commands import COMMANDS
+
+        handler = COMMANDS.get(req.command)
+        if handler is None:
+            w.send(rc.RC_BADWHACKMESSAGE, f'ignoring unknown whack command "{req.command}"')
+            return
+        self.log.debug(f"whack: {req.command} name={req.name!r}")
+        await handler(self, req, w)
+
+    # -- secrets ---------------------------------------------------------------------
+    def load_secrets(self, w: WhackSession | None) -> bool:
+        """(Re)load ipsec.secrets; on error the old secrets stay in force."""
+        from .secretsglue import reload_secrets
+
+        return reload_secrets(self, w)
+
+    # -- connections -----------------------------------------------------------------
+    def local_addresses(self) -> set:
+        return {i.addr for i in self.interfaces}
+
+    def orient(self, conn: Connection) -> bool:
+        ok = conn.orient(self.local_addresses()) if self.listening else False
+        if ok:
+            for i in self.interfaces:
+                if i.addr == conn.this.host_addr:
+                    conn.interface_name = i.device
+                    break
+        elif not self.listening:
+            conn.orient_problem = "not listening"
+        return ok
+
+    def states_of(self, conn: Connection) -> list[State]:
+        return self.states.of_connection(conn)
+
+
+def run_daemon(opts: PlutoOptions) -> int:
+    pluto_box: list[Pluto] = []
+
+    async def main() -> int:
+        p = Pluto(opts)
+        pluto_box.append(p)
+        return await p.run()
+
+    try:
+        return asyncio.run(main())
+    except KeyboardInterrupt:
+        return 0
