@@ -75,7 +75,7 @@ Lists:        listall, listpubkeys, listcerts, listcacerts, listcrls, checkpubke
 Control:      start, stop, restart, listen, unlisten, rereadsecrets, rereadall,
               fetchcrls, purgeocsp, shutdown, checkconfig
 Programs:     pluto, whack, auto, addconn
-Other:        version, help
+Other:        version, help, demo (two local daemons bring up an IKEv2 tunnel)
 Global options: --rundir DIR, --ctlsocket FILE, --config FILE, --asynchronous,
                 --remote-host IP, --dry-run|-n, --utc
 """
@@ -209,7 +209,7 @@ class IpsecGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({"pluto", "whack", "auto", "addconn", "restart", "checkconfig",
-                       "version", "help", *WHACK_SHORTCUTS, *ADD_SHORTCUTS})
+                       "version", "help", "demo", *WHACK_SHORTCUTS, *ADD_SHORTCUTS})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in self.list_commands(ctx):
@@ -261,6 +261,10 @@ def dispatch(env: Env, name: str, args: list[str]) -> int:
         return _restart(env, args)
     if name == "checkconfig":
         return _checkconfig(env, args)
+    if name == "demo":
+        from .demo import main as demo_main
+
+        return demo_main(args)
     if name == "version":
         print(VERSION_STRING)
         return 0

@@ -38,7 +38,7 @@ from pyswan.auto.keywords import (
     lookup_setup,
 )
 
-__all__ = ["Entry", "Diagnostic", "ConfigError", "ConnLoadError", "ConfigFile",
+__all__ = ["Entry", "Diagnostic", "ConfigError", "ConnLoadError", "ConfigFile", "RootMap",
            "load_config", "parse_text", "MAX_INCLUDE_DEPTH"]
 
 MAX_INCLUDE_DEPTH = 10
@@ -436,6 +436,10 @@ class ConfigFile:
             if e.end == end and e.keyword == keyword:
                 return e.file, e.line
         return None
+
+    def also_targets(self) -> set[str]:
+        """Every section name some section pulls in with also=."""
+        return {r.value for s in self._sections for r in s.entries if r.keyword == "also"}
 
     def section_position(self, name: str) -> tuple[str, int] | None:
         s = self._by_name.get(name)

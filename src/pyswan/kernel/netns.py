@@ -78,10 +78,13 @@ class NetNS:
 
         return pyroute2_netns.create_socket(self.name, family, type, proto, flags=0)
 
-    def veth_pair(self, left: str, right: str, left_addr: str, right_addr: str) -> None:
-        """Two ends of a veth pair, both inside this namespace, addressed and up."""
+    def veth_pair(self, left: str, right: str, left_addr: str,
+                  right_addr: str | None = None) -> None:
+        """Two ends of a veth pair, both inside this namespace and up; ``left`` gets
+        ``left_addr`` (a prefix, e.g. 10.1.0.1/24), ``right`` an address only if given."""
         self.ip("link", "add", left, "type", "veth", "peer", "name", right)
         self.ip("addr", "add", left_addr, "dev", left)
-        self.ip("addr", "add", right_addr, "dev", right)
+        if right_addr:
+            self.ip("addr", "add", right_addr, "dev", right)
         self.ip("link", "set", left, "up")
         self.ip("link", "set", right, "up")

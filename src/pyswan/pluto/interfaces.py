@@ -46,7 +46,7 @@ def discover(devices: list[str] | None = None, listen: str | None = None) -> lis
     """Local (device, address) pairs usable for IKE, filtered as pluto's options ask."""
     from pyroute2 import IPRoute
 
-    result: list[tuple[str, IPAddress]] = []
+    found: list[tuple[str, IPAddress, int]] = []
     with IPRoute() as ipr:
         names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
         for msg in ipr.get_addr():
@@ -59,9 +59,19 @@ def discover(devices: list[str] | None = None, listen: str | None = None) -> lis
             dev = names.get(msg["index"], f"if{msg['index']}")
             if devices and dev not in devices:
                 continue
-            if listen and addr != ipaddress.ip_address(listen):
-                continue
-            result.append((dev, addr))
+            found.append((dev, addr, msg["prefixlen"]))
+    if listen:
+        want = ipaddress.ip_address(listen)
+        exact = [(d, a) for d, a, _ in found if a == want]
+        if exact:
+            return exact[:1]
+        # every address of a loopback prefix is local (127.0.0.2 on lo's 127.0.0.1/8):
+        # this lets several daemons share one host without root
+        for dev, addr, plen in found:
+            if dev == "lo" and want in ipaddress.ip_network(f"{addr}/{plen}", strict=False):
+                return [(dev, want)]
+        return []
+    result = [(d, a) for d, a, _ in found]
     result.sort(key=lambda da: (da[0] != "lo", da[0], da[1].version, int(da[1])))
     return result
 
