@@ -24,6 +24,7 @@ CLI::
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gzip
 import hashlib
 import io
@@ -32,6 +33,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -59,6 +61,8 @@ IPSEC_MODULES = (
     "xfrm_interface",
 )  # fmt: skip
 
+# Extra kernel arguments, for debugging a boot: PYSWAN_LAB_KERNEL_ARGS="loglevel=7".
+KERNEL_ARGS = os.environ.get("PYSWAN_LAB_KERNEL_ARGS", "")
 READY_MARK = "pyswan-lab: guest shell ready"
 # 9p tuning: a large msize makes Python imports over 9p several times faster;
 # cache=loose is safe for the root because the guest mounts it read-only.
@@ -305,6 +309,9 @@ def build_initramfs(version: str | None = None, force: bool = False) -> Path:
         f.write(gzip.compress(cpio.finish(), compresslevel=6, mtime=0))
     os.chmod(tmp, 0o644)
     os.replace(tmp, target)
+    for stale in target.parent.glob("initramfs-*.cpio.gz"):  # built from older inputs
+        if stale != target:
+            stale.unlink(missing_ok=True)
     return target
 
 
@@ -351,7 +358,7 @@ def _qemu_command(
         "-serial", "stdio", "-monitor", "none",
         "-kernel", str(vmlinuz),
         "-initrd", str(initrd),
-        "-append", "console=ttyS0 panic=-1 quiet loglevel=4 mitigations=off",
+        "-append", f"console=ttyS0 panic=-1 quiet loglevel=4 mitigations=off {KERNEL_ARGS}",
         "-fsdev", "local,id=root,path=/,security_model=none,readonly=on,multidevs=remap",
         "-device", "virtio-9p-pci,fsdev=root,mount_tag=root",
         "-fsdev", f"local,id=lab,path={lab_dir},security_model=none",
@@ -405,6 +412,8 @@ def run_in_guest(
         guest_env.setdefault("VIRTUAL_ENV", str(Path(venv).absolute()))
     if share_dir:
         share_dir = str(Path(share_dir).resolve())
+        if not Path(share_dir).is_dir():
+            raise LabError(f"share_dir {share_dir} is not a directory")
 
     with tempfile.TemporaryDirectory(prefix="pyswan-lab-") as lab_dir:
         lab = Path(lab_dir)
@@ -437,6 +446,12 @@ def run_in_guest(
         )
 
 
+def _die_with_parent() -> None:
+    """In the QEMU child: get SIGKILL if the Python parent dies (even by SIGKILL)."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def _run_qemu(
     cmd: list[str], timeout: float, echo_console: bool, out_file: Path, echo_output: TextIO | None
 ) -> tuple[str, float, float, bool]:
@@ -449,7 +464,11 @@ def _run_qemu(
     ready_at: list[float] = []
     chunks: list[str] = []
     proc = subprocess.Popen(
-        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        preexec_fn=_die_with_parent,
     )
 
     def read_console() -> None:

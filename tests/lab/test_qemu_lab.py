@@ -31,7 +31,7 @@ set -u
 R=$LAB_RESULTS
 step() { name=$1; shift; "$@" > "$R/$name.out" 2>&1; echo $? > "$R/$name.rc"; }
 
-setup() {
+setup() (  # a subshell, so that set -e ends with it
     set -e
     ip netns add a
     ip netns add b
@@ -54,7 +54,7 @@ setup() {
     ip -n a xfrm policy add src $B dst $A dir in tmpl proto esp reqid 2 mode transport
     ip -n b xfrm policy add src $B dst $A dir out tmpl proto esp reqid 2 mode transport
     ip -n b xfrm policy add src $A dst $B dir in tmpl proto esp reqid 1 mode transport
-}
+)
 
 step setup setup
 

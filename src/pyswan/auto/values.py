@@ -158,6 +158,11 @@ _DIGITS: Final = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 def _to_uint(text: str, base: int = 0, *, partial: bool = False) -> tuple[int, str]:
     """Libreswan's shunk_to_uintmax: returns (value, rest)."""
+    if base in (0, 10) and text.isdigit() and text.isascii() and (text[0] != "0" or text == "0"):
+        value = int(text)  # fast path: plain decimal
+        if value > _UINTMAX:
+            raise InvalidValue("uintmax_t overflow")
+        return value, ""
     if text == "":
         raise InvalidValue("empty string")
     if text.startswith("-1"):
@@ -262,7 +267,7 @@ def _apply_scale(mult: int, whole: int, num: int, den: int) -> int:
     if num and den:
         if den > mult:
             raise InvalidValue("underflow")
-        value += num * (mult // den)
+        value += num * mult // den  # exact (Libreswan truncates mult // den first)
     return value
 
 
@@ -319,8 +324,14 @@ def parse_percent(text: str) -> int:
 # ---------------------------------------------------------------------------
 
 
+_DOTTED_QUAD: Final = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+                                 r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])")
+
+
 def _dotted(text: str) -> ipaddress.IPv4Address:
     """trydotted(): inet_aton style, incl. `127.1` and 0x/octal fields."""
+    if _DOTTED_QUAD.fullmatch(text):
+        return ipaddress.IPv4Address(text)  # fast path: canonical a.b.c.d
     parts = text.split(".")
     if len(parts) > 4:
         raise InvalidValue("garbage at end of dotted-address")

@@ -294,7 +294,7 @@ class SaSpec:
     selector: Selector | None = None  # transport mode only (Libreswan sets none for tunnels)
     direction: SaDirection = "inbound"
     if_id: int | None = None
-    tfcpad: int = 0
+    tfcpad: int = 0  # ESP tunnel mode only; ignored otherwise, as Libreswan does
     encap_dscp: bool = False  # copy DSCP to the outer header (encap-dscp=)
     decap_dscp: bool = False  # copy DSCP from the outer header (decap-dscp=)
     nopmtudisc: bool = False
@@ -350,7 +350,7 @@ def verify_sa(spec: SaSpec) -> str | None:
     if spec.proto == "ah":
         if not has_auth:
             return "Missing required attribute for AH: AUTH_TRUNC or AUTH"
-        if has_encr or spec.comp or spec.tfcpad:
+        if has_encr or spec.comp:
             return "Invalid attributes for AH: AEAD, CRYPT, COMP, TFCPAD"
     elif spec.proto == "esp":
         if spec.comp:
@@ -361,12 +361,10 @@ def verify_sa(spec: SaSpec) -> str | None:
         if aead and has_auth:
             return ("Invalid attribute combination for ESP: AEAD can't be used with AUTH, "
                     "AUTH_TRUNC, CRYPT")
-        if spec.tfcpad and spec.mode != "tunnel":
-            return "TFC padding can only be used in tunnel mode"
     else:
         if not spec.comp:
             return "Missing required attribute for COMP: COMP"
-        if has_auth or has_encr or spec.tfcpad:
+        if has_auth or has_encr:
             return "Invalid attributes for COMP: AEAD, AUTH, AUTH_TRUNC, CRYPT, TFCPAD"
         if spec.spi >= 0x10000:
             return "SPI is too large for COMP (must be < 0x10000)"
@@ -433,11 +431,13 @@ class PolicySpec:
     if_id: int | None = None
     lifetime: Lifetime = NO_LIFETIME
     index: int = 0  # assigned by the kernel; filled in on dumps, 0 when asking
+    _selector: Selector | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         sel = Selector(self.src, self.dst, self.proto, self.sport, self.dport)  # validates
         object.__setattr__(self, "src", sel.src)
         object.__setattr__(self, "dst", sel.dst)
+        object.__setattr__(self, "_selector", sel)
         object.__setattr__(self, "templates", tuple(self.templates))
         if self.direction not in ("in", "out", "fwd"):
             raise ValueError(f"policy direction must be in, out or fwd, not {self.direction!r}")
@@ -452,7 +452,7 @@ class PolicySpec:
 
     @property
     def selector(self) -> Selector:
-        return Selector(self.src, self.dst, self.proto, self.sport, self.dport)
+        return self._selector  # type: ignore[return-value]
 
     def describe(self) -> str:
         return f"{self.direction} policy {self.selector}"

@@ -14,13 +14,14 @@ run out.  Events are delivered synchronously from the call that causes them.
 
 from __future__ import annotations
 
+import copy
 import errno
 import ipaddress
 import random
 import socket
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from .base import (
     AcquireEvent,
@@ -127,7 +128,7 @@ class MemoryKernel(Kernel):
         ``replace_policy``, ``delete_policy``) fail with ``err``."""
         self._failures[operation] = _Failure(err, detail, count)
 
-    def _check_failure(self, operation: str, label: str, subject: str) -> None:
+    def _check_failure(self, operation: str, label: str, subject: Callable[[], str]) -> None:
         self.operations.append(operation)
         failure = self._failures.get(operation)
         if failure is None:
@@ -135,7 +136,7 @@ class MemoryKernel(Kernel):
         failure.count -= 1
         if failure.count <= 0:
             del self._failures[operation]
-        raise KernelError(label, subject, failure.errno, failure.detail)
+        raise KernelError(label, subject(), failure.errno, failure.detail)
 
     def _now(self) -> int:
         return int(self.clock())
@@ -148,17 +149,19 @@ class MemoryKernel(Kernel):
         lo_default, hi_default = spi_range(proto)
         lo = lo_default if min is None else min
         hi = hi_default if max is None else max
-        subject = f"{proto.upper()} SPI for {s}->{d} (reqid {reqid})"
+        def subject() -> str:
+            return f"{proto.upper()} SPI for {s}->{d} (reqid {reqid})"
+
         self._check_failure("allocate_spi", "allocate SPI", subject)
         if lo > hi or (proto == "comp" and hi >= 0x10000):
-            raise KernelError("allocate SPI", subject, errno.EINVAL, "bad SPI range",
+            raise KernelError("allocate SPI", subject(), errno.EINVAL, "bad SPI range",
                               "XFRM_MSG_ALLOCSPI")
         for _ in range(100):  # the kernel, too, gives up after a while
             spi = self._rng.randint(lo, hi)
             if sa_key(d, spi, proto, mark) not in self._sas:
                 break
         else:
-            raise KernelError("allocate SPI", subject, errno.ENOENT, "no free SPI in range",
+            raise KernelError("allocate SPI", subject(), errno.ENOENT, "no free SPI in range",
                               "XFRM_MSG_ALLOCSPI")
         spec = SaSpec(s, d, spi, proto, "transport", reqid, mark=mark, replay_window=0,
                       direction="inbound")
@@ -176,7 +179,7 @@ class MemoryKernel(Kernel):
                               "Requested type not found", mtype)
 
     async def add_sa(self, spec: SaSpec) -> None:
-        self._check_failure("add_sa", "add SA", spec.describe())
+        self._check_failure("add_sa", "add SA", spec.describe)
         self._verify_new(spec, "add SA", "XFRM_MSG_NEWSA")
         key = sa_key(spec.dst, spec.spi, spec.proto, spec.mark)
         if key in self._sas:
@@ -186,7 +189,7 @@ class MemoryKernel(Kernel):
         self._answer_acquire(spec)
 
     async def update_sa(self, spec: SaSpec) -> None:
-        self._check_failure("update_sa", "update SA", spec.describe())
+        self._check_failure("update_sa", "update SA", spec.describe)
         self._verify_new(spec, "update SA", "XFRM_MSG_UPDSA")
         key = sa_key(spec.dst, spec.spi, spec.proto, spec.mark)
         old = self._sas.get(key)
@@ -205,10 +208,10 @@ class MemoryKernel(Kernel):
     async def delete_sa(self, dst: AddressLike, spi: int, proto: Proto = "esp",
                         mark: Mark | None = None, *, missing_ok: bool = False) -> None:
         d = _addr(dst)
-        subject = describe_sa(proto, spi, None, d)
-        self._check_failure("delete_sa", "delete SA", subject)
+        self._check_failure("delete_sa", "delete SA", lambda: describe_sa(proto, spi, None, d))
         if self._sas.pop(sa_key(d, spi, proto, mark), None) is None and not missing_ok:
-            raise KernelError("delete SA", subject, errno.ESRCH, "", "XFRM_MSG_DELSA")
+            raise KernelError("delete SA", describe_sa(proto, spi, None, d), errno.ESRCH, "",
+                              "XFRM_MSG_DELSA")
         self._disown_sa(d, spi, proto, mark)
 
     def _get(self, dst: IPAddress, spi: int, proto: str, mark: Mark | None) -> MemorySa:
@@ -226,7 +229,7 @@ class MemoryKernel(Kernel):
     async def get_sa_counters(self, dst: AddressLike, spi: int, proto: Proto = "esp",
                               mark: Mark | None = None) -> SaCounters:
         d = _addr(dst)
-        self._check_failure("get_sa_counters", "get SA", describe_sa(proto, spi, None, d))
+        self._check_failure("get_sa_counters", "get SA", lambda: describe_sa(proto, spi, None, d))
         return self._get(d, spi, proto, mark).counters
 
     # -- policies
@@ -251,12 +254,14 @@ class MemoryKernel(Kernel):
         index = old.spec.index if old is not None else self._next_index(spec.direction)
         self._order += 1
         key = policy_key(spec.selector, spec.direction, spec.mark, spec.if_id)
-        self._policies[key] = MemoryPolicy(replace(spec, index=index), self._now(), self._order)
+        stored = copy.copy(spec)  # the caller's spec, with the index the kernel gave it
+        object.__setattr__(stored, "index", index)
+        self._policies[key] = MemoryPolicy(stored, self._now(), self._order)
         self._own_policy(spec)
         return index
 
     async def add_policy(self, spec: PolicySpec) -> int:
-        self._check_failure("add_policy", "add policy", spec.describe())
+        self._check_failure("add_policy", "add policy", spec.describe)
         self._verify_policy(spec, "add policy", "XFRM_MSG_NEWPOLICY")
         key = policy_key(spec.selector, spec.direction, spec.mark, spec.if_id)
         if key in self._policies:
@@ -265,7 +270,7 @@ class MemoryKernel(Kernel):
         return self._insert(spec, None)
 
     async def replace_policy(self, spec: PolicySpec) -> int:
-        self._check_failure("replace_policy", "replace policy", spec.describe())
+        self._check_failure("replace_policy", "replace policy", spec.describe)
         self._verify_policy(spec, "replace policy", "XFRM_MSG_UPDPOLICY")
         key = policy_key(spec.selector, spec.direction, spec.mark, spec.if_id)
         return self._insert(spec, self._policies.get(key))
@@ -273,11 +278,10 @@ class MemoryKernel(Kernel):
     async def delete_policy(self, sel: Selector, direction: PolicyDirection,
                             mark: Mark | None = None, *, if_id: int | None = None,
                             missing_ok: bool = False) -> None:
-        subject = f"{direction} policy {sel}"
-        self._check_failure("delete_policy", "delete policy", subject)
+        self._check_failure("delete_policy", "delete policy", lambda: f"{direction} policy {sel}")
         if self._policies.pop(policy_key(sel, direction, mark, if_id), None) is None and (
                 not missing_ok):
-            raise KernelError("delete policy", subject, errno.ENOENT, "",
+            raise KernelError("delete policy", f"{direction} policy {sel}", errno.ENOENT, "",
                               "XFRM_MSG_DELPOLICY")
         self._disown_policy(sel, direction, mark, if_id)
 

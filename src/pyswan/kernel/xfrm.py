@@ -36,7 +36,7 @@ import logging
 import os
 import random
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from . import xfrm_structs as xs
@@ -607,9 +607,11 @@ class XfrmKernel(Kernel):
             raise RuntimeError("XfrmKernel used before start()")
         return self._req
 
-    async def _call(self, data: bytes | bytearray, seq: int, operation: str, subject: str,
-                    mtype: int, *, dump: bool = False, ok_errors: Iterable[int] = ()
-                    ) -> _Pending:
+    async def _call(self, data: bytes | bytearray, seq: int, operation: str,
+                    subject: Callable[[], str], mtype: int, *, dump: bool = False,
+                    ok_errors: Iterable[int] = ()) -> _Pending:
+        """One request; ``subject`` names the object for the error message (only called when
+        there is an error, so that the hot path formats no addresses)."""
         pending = await self._channel().request(data, seq, dump=dump)
         if pending.error and pending.error not in ok_errors:
             detail = pending.ext_ack
@@ -617,7 +619,7 @@ class XfrmKernel(Kernel):
                 detail = (detail + "; " if detail else "") + (
                     "kernel expired our reserved IPsec SA SPI - negotiation took too long? "
                     "Try increasing /proc/sys/net/core/xfrm_acq_expires")
-            raise KernelError(operation, subject, pending.error, detail,
+            raise KernelError(operation, subject(), pending.error, detail,
                               xs.MESSAGE_NAMES.get(mtype, str(mtype)))
         return pending
 
@@ -666,12 +668,15 @@ class XfrmKernel(Kernel):
         ch = self._channel()
         seq = ch.next_seq()
         data = encode_allocspi(s, d, proto, reqid, lo, hi, mark, seq, sa_dir=self.sa_dir)
-        subject = f"{proto.upper()} SPI for {s}->{d} (reqid {reqid})"
+        def subject() -> str:
+            return f"{proto.upper()} SPI for {s}->{d} (reqid {reqid})"
+
         pending = await self._call(data, seq, "allocate SPI", subject, xs.XFRM_MSG_ALLOCSPI)
-        if not pending.parts:
-            raise KernelError("allocate SPI", subject, errno.EPROTO, "no NEWSA in the reply",
-                              "XFRM_MSG_ALLOCSPI")
-        spi = int(xs.parse(pending.parts[0])["body"].id_spi)
+        reply = pending.parts[0] if pending.parts else b""
+        if len(reply) < 16 + xs.UsersaInfo.size or xs.message_type(reply) != xs.XFRM_MSG_NEWSA:
+            raise KernelError("allocate SPI", subject(), errno.EPROTO,
+                              "no SA in the kernel's answer", "XFRM_MSG_ALLOCSPI")
+        spi = xs.usersa_spi(reply)
         self._own_sa(d, spi, proto, mark)
         return spi
 
@@ -680,7 +685,7 @@ class XfrmKernel(Kernel):
         seq = ch.next_seq()
         data = encode_sa(spec, mtype, seq, sa_dir=self.sa_dir,
                          clear_outbound_replay=self.clear_outbound_replay)
-        await self._call(data, seq, operation, spec.describe(), mtype)
+        await self._call(data, seq, operation, spec.describe, mtype)
         self._own_sa(spec.dst, spec.spi, spec.proto, spec.mark)
 
     async def add_sa(self, spec: SaSpec) -> None:
@@ -696,7 +701,7 @@ class XfrmKernel(Kernel):
         seq = ch.next_seq()
         data = encode_sa_id(xs.XFRM_MSG_DELSA, d, spi, proto, mark, seq)
         ok = (errno.ESRCH, errno.ENOENT) if missing_ok else ()
-        await self._call(data, seq, "delete SA", describe_sa(proto, spi, None, d),
+        await self._call(data, seq, "delete SA", lambda: describe_sa(proto, spi, None, d),
                          xs.XFRM_MSG_DELSA, ok_errors=ok)
         self._disown_sa(d, spi, proto, mark)
 
@@ -707,10 +712,12 @@ class XfrmKernel(Kernel):
         ch = self._channel()
         seq = ch.next_seq()
         data = encode_sa_id(xs.XFRM_MSG_GETSA, d, spi, proto, mark, seq)
-        subject = describe_sa(proto, spi, None, d)
+        def subject() -> str:
+            return describe_sa(proto, spi, None, d)
+
         pending = await self._call(data, seq, "get SA", subject, xs.XFRM_MSG_GETSA)
         if not pending.parts:
-            raise KernelError("get SA", subject, errno.EPROTO, "empty reply", "XFRM_MSG_GETSA")
+            raise KernelError("get SA", subject(), errno.EPROTO, "empty reply", "XFRM_MSG_GETSA")
         return sa_from_message(xs.parse(pending.parts[0]))
 
     async def get_sa_counters(self, dst: AddressLike, spi: int, proto: Proto = "esp",
@@ -722,7 +729,7 @@ class XfrmKernel(Kernel):
         ch = self._channel()
         seq = ch.next_seq()
         data = encode_policy(spec, mtype, seq)
-        await self._call(data, seq, operation, spec.describe(), mtype)
+        await self._call(data, seq, operation, spec.describe, mtype)
         self._own_policy(spec)
         # The ACK carries no index; ask for it (cheap, and pluto logs/uses it for ACQUIREs).
         return await self._policy_index(spec)
@@ -736,11 +743,13 @@ class XfrmKernel(Kernel):
             attrs.append(("XFRMA_IF_ID", xs.pack_u32(spec.if_id)))
         data = xs.build(xs.xfrm_userpolicy_id, xs.XFRM_MSG_GETPOLICY, xs.NLM_F_REQUEST, seq,
                         body, attrs)
-        pending = await self._call(data, seq, "get policy", spec.describe(),
+        pending = await self._call(data, seq, "get policy", spec.describe,
                                    xs.XFRM_MSG_GETPOLICY)
-        if not pending.parts:
+        reply = pending.parts[0] if pending.parts else b""
+        if len(reply) < 16 + xs.UserpolicyInfo.size or (
+                xs.message_type(reply) != xs.XFRM_MSG_NEWPOLICY):
             return 0
-        return int(xs.parse(pending.parts[0])["body"].index)
+        return xs.userpolicy_index(reply)
 
     async def add_policy(self, spec: PolicySpec) -> int:
         return await self._put_policy(spec, xs.XFRM_MSG_NEWPOLICY, "add policy")
@@ -755,7 +764,7 @@ class XfrmKernel(Kernel):
         seq = ch.next_seq()
         data = encode_policy_id(sel, direction, mark, if_id, seq)
         ok = (errno.ENOENT,) if missing_ok else ()
-        await self._call(data, seq, "delete policy", f"{direction} policy {sel}",
+        await self._call(data, seq, "delete policy", lambda: f"{direction} policy {sel}",
                          xs.XFRM_MSG_DELPOLICY, ok_errors=ok)
         self._disown_policy(sel, direction, mark, if_id)
 
@@ -765,7 +774,8 @@ class XfrmKernel(Kernel):
         seq = ch.next_seq()
         data = xs.build(xs.xfrm_flushpolicy, mtype, xs.NLM_F_REQUEST | xs.NLM_F_DUMP, seq,
                         None)
-        pending = await self._call(data, seq, operation, "XFRM table", mtype, dump=True)
+        pending = await self._call(data, seq, operation, lambda: "XFRM table", mtype,
+                                   dump=True)
         return [xs.parse(part) for part in pending.parts]
 
     async def dump_sas(self) -> list[SaSpec]:
@@ -788,11 +798,11 @@ class XfrmKernel(Kernel):
         seq = ch.next_seq()
         data = xs.build(xs.xfrm_flushpolicy, xs.XFRM_MSG_FLUSHPOLICY,
                         xs.NLM_F_REQUEST | xs.NLM_F_ACK, seq, None)
-        await self._call(data, seq, "flush", "all policies", xs.XFRM_MSG_FLUSHPOLICY)
+        await self._call(data, seq, "flush", lambda: "all policies", xs.XFRM_MSG_FLUSHPOLICY)
         seq = ch.next_seq()
         data = xs.build(xs.xfrm_usersa_flush, xs.XFRM_MSG_FLUSHSA,
                         xs.NLM_F_REQUEST | xs.NLM_F_ACK, seq, (0,))
-        await self._call(data, seq, "flush", "all SAs", xs.XFRM_MSG_FLUSHSA)
+        await self._call(data, seq, "flush", lambda: "all SAs", xs.XFRM_MSG_FLUSHSA)
         self._owned.sas.clear()
         self._owned.policies.clear()
 

@@ -436,6 +436,23 @@ def parse(data: bytes | bytearray, offset: int = 0) -> xfrm_msg:
     return msg
 
 
+def message_type(data: bytes | bytearray, offset: int = 0) -> int:
+    return int(_NLHDR.unpack_from(data, offset)[1])
+
+
+# Hot-path reads of single fields from replies, without decoding the whole message.
+_SPI_AT = 16 + 56 + 16  # nlmsghdr, xfrm_usersa_info.sel, .id.daddr
+_INDEX_AT = 16 + 156  # nlmsghdr, xfrm_userpolicy_info.index
+
+
+def usersa_spi(data: bytes | bytearray, offset: int = 0) -> int:
+    return int(struct.unpack_from(">I", data, offset + _SPI_AT)[0])
+
+
+def userpolicy_index(data: bytes | bytearray, offset: int = 0) -> int:
+    return int(_U32.unpack_from(data, offset + _INDEX_AT)[0])
+
+
 def split(data: bytes | bytearray) -> list[tuple[int, int, int, int, int]]:
     """(offset, length, type, flags, seq) of each message in a datagram."""
     out = []

@@ -1,0 +1,280 @@
+"""What the engine needs to know about a connection, and how it finds one.
+
+The daemon owns connections (``ConnectionConfig`` + runtime state); the engine sees each as
+a :class:`Policy`: addresses, identities, authentication, parsed proposals and traffic
+selectors, timers.  ``Policy.handle`` is opaque to the engine and lets the glue map
+actions back to its connection.
+
+:class:`PolicyIndex` answers the responder's questions without scanning every connection:
+which policies serve this (local, remote) address pair (IKE_SA_INIT), and which of those
+expect this peer ID (IKE_AUTH).  :class:`Credentials` is how secrets reach the engine
+(PSK now; private and public keys are the seam for signature authentication).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from struct import Struct
+from typing import Any, Protocol
+
+from ..codec import TrafficSelector
+from ..constants import IdType, TsType
+from ..proposals import ProposalSet
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Endpoint = tuple[IPAddress, int]
+
+_ID_HEAD = Struct("!B3x")
+_ID_TYPE_NAMES = {
+    IdType.IPV4_ADDR: "IPV4_ADDR", IdType.FQDN: "FQDN", IdType.RFC822_ADDR: "USER_FQDN",
+    IdType.IPV6_ADDR: "IPV6_ADDR", IdType.DER_ASN1_DN: "DER_ASN1_DN",
+    IdType.DER_ASN1_GN: "DER_ASN1_GN", IdType.KEY_ID: "KEY_ID", IdType.NULL: "NULL",
+}
+
+
+class IdentityError(ValueError):
+    """An ID payload whose data does not fit its type."""
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """An IKEv2 identity: ID type and the identification data as sent on the wire.
+
+    ``text`` is how Libreswan prints it (``@east``, ``192.0.2.1``, a DN); for received IDs
+    it is derived from the data.
+    """
+
+    id_type: int
+    data: bytes
+    text: str = ""
+
+    @classmethod
+    def of(cls, id_type: int, data: bytes, text: str = "") -> Identity:
+        """Validate ``data`` for ``id_type`` and fill in the display text."""
+        if id_type == IdType.IPV4_ADDR:
+            if len(data) != 4:
+                raise IdentityError(f"IPV4_ADDR ID has {len(data)} octets")
+            text = text or str(ipaddress.IPv4Address(data))
+        elif id_type == IdType.IPV6_ADDR:
+            if len(data) != 16:
+                raise IdentityError(f"IPV6_ADDR ID has {len(data)} octets")
+            text = text or str(ipaddress.IPv6Address(data))
+        elif id_type == IdType.FQDN:
+            if not data:
+                raise IdentityError("FQDN ID is empty")
+            text = text or "@" + data.decode("ascii", "backslashreplace")
+        elif id_type == IdType.RFC822_ADDR:
+            if not data:
+                raise IdentityError("USER_FQDN ID is empty")
+            text = text or data.decode("ascii", "backslashreplace")
+        elif id_type == IdType.KEY_ID:
+            text = text or "@#0x" + data.hex()
+        elif id_type == IdType.NULL:
+            text = text or "ID_NULL"
+        elif id_type in (IdType.DER_ASN1_DN, IdType.DER_ASN1_GN):
+            if not data:
+                raise IdentityError(f"{_ID_TYPE_NAMES[id_type]} ID is empty")
+            text = text or data.hex()
+        else:
+            raise IdentityError(f"ID type {id_type} is not supported")
+        return cls(id_type, data, text)
+
+    @classmethod
+    def from_address(cls, addr: IPAddress) -> Identity:
+        kind = IdType.IPV4_ADDR if addr.version == 4 else IdType.IPV6_ADDR
+        return cls(kind, addr.packed, str(addr))
+
+    @property
+    def key(self) -> tuple[int, bytes]:
+        return (self.id_type, self.data)
+
+    @property
+    def type_name(self) -> str:
+        """Libreswan 5.3's short ID type name, as in ``FQDN '@east'``."""
+        return _ID_TYPE_NAMES.get(self.id_type, str(self.id_type))
+
+    def body(self) -> bytes:
+        """RestOfIDPayload (RFC 7296 2.15): ID type, 3 reserved octets, data."""
+        return _ID_HEAD.pack(self.id_type) + self.data
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    """One traffic selector: an address range, an IP protocol (0 = any) and a port range."""
+
+    start: IPAddress
+    end: IPAddress
+    protocol: int = 0
+    start_port: int = 0
+    end_port: int = 0xFFFF
+
+    @classmethod
+    def from_network(cls, net: ipaddress.IPv4Network | ipaddress.IPv6Network,
+                     protocol: int = 0, port: int = 0) -> Selector:
+        lo, hi = (port, port) if port else (0, 0xFFFF)
+        return cls(net.network_address, net.broadcast_address, protocol, lo, hi)
+
+    @classmethod
+    def from_ts(cls, ts: TrafficSelector) -> Selector:
+        return cls(ts.start_addr, ts.end_addr, ts.ip_protocol, ts.start_port, ts.end_port)
+
+    @property
+    def version(self) -> int:
+        return self.start.version
+
+    def to_ts(self) -> TrafficSelector:
+        kind = TsType.IPV4_ADDR_RANGE if self.start.version == 4 else TsType.IPV6_ADDR_RANGE
+        return TrafficSelector(kind, self.protocol, self.start_port, self.end_port,
+                               self.start, self.end)
+
+    def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+        """The CIDR this range is, or None when it is not a single prefix."""
+        nets = list(ipaddress.summarize_address_range(self.start, self.end))
+        return nets[0] if len(nets) == 1 else None
+
+    def contains(self, other: Selector) -> bool:
+        return (self.start.version == other.start.version
+                and self.start <= other.start and other.end <= self.end
+                and (self.protocol == 0 or self.protocol == other.protocol)
+                and self.start_port <= other.start_port and other.end_port <= self.end_port)
+
+    def intersect(self, other: Selector) -> Selector | None:
+        if self.start.version != other.start.version:
+            return None
+        if self.protocol and other.protocol and self.protocol != other.protocol:
+            return None
+        start, end = max(self.start, other.start), min(self.end, other.end)
+        lo, hi = max(self.start_port, other.start_port), min(self.end_port, other.end_port)
+        if start > end or lo > hi:
+            return None
+        return Selector(start, end, self.protocol or other.protocol, lo, hi)
+
+    def __str__(self) -> str:
+        """Libreswan's selector text: ``10.1.0.0/24`` (plus ``/proto/port`` when set)."""
+        net = self.network()
+        text = str(net) if net is not None else f"{self.start}-{self.end}"
+        if self.protocol or (self.start_port, self.end_port) != (0, 0xFFFF):
+            port = self.start_port if self.start_port == self.end_port else 0
+            text += f"/{self.protocol}/{port}"
+        return text
+
+
+@dataclass(eq=False, slots=True)
+class Policy:
+    """One connection as the engine sees it.  Immutable in practice: the glue builds a new
+    policy when the connection changes."""
+
+    name: str
+    handle: Any  # the glue's connection object
+    local_addr: IPAddress
+    remote_addr: IPAddress | None  # None: %any (a template)
+    local_port: int
+    remote_port: int
+    local_id: Identity
+    remote_id: Identity | None  # None: any ID is acceptable
+    ike: ProposalSet
+    esp: ProposalSet
+    local_auth: str = "secret"  # secret|rsasig|ecdsa|eddsa|null
+    remote_auth: str = "secret"
+    local_ts: tuple[Selector, ...] = ()
+    remote_ts: tuple[Selector, ...] = ()
+    mode: str = "tunnel"  # tunnel|transport
+    narrowing: bool = False
+    esn: str = "either"  # yes|no|either
+    pfs: bool = True
+    fragmentation: bool = True
+    initial_contact: bool = False
+    send_idr: bool = True
+    retransmit_interval: float = 0.5
+    retransmit_timeout: float = 60.0
+    ike_lifetime: float = 28800.0
+    ipsec_lifetime: float = 28800.0
+    rekey: bool = True
+    rekey_margin: float = 540.0
+    rekey_fuzz: int = 100
+    replay_window: int = 128
+    dpd: str = "passive"
+    # derived once, used on every initiation (see prepare())
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def pair(self) -> tuple[IPAddress, IPAddress | None]:
+        return (self.local_addr, self.remote_addr)
+
+    @property
+    def is_template(self) -> bool:
+        return self.remote_addr is None
+
+
+class Credentials(Protocol):
+    """Secrets for authentication, looked up by the engine when it needs them."""
+
+    def psk(self, local: Identity, remote: Identity | None) -> bytes | None:
+        """The pre-shared key for this pair of IDs, or None."""
+        ...
+
+
+class NoCredentials:
+    def psk(self, local: Identity, remote: Identity | None) -> bytes | None:
+        return None
+
+
+class PolicyIndex:
+    """Policies by address pair and by (address pair, peer ID), in insertion order.
+
+    ``generation`` changes with every add/remove so that callers can cache lookups.
+    """
+
+    def __init__(self, policies: Iterable[Policy] = ()) -> None:
+        self._by_pair: dict[tuple[IPAddress, IPAddress | None], list[Policy]] = {}
+        self._by_peer: dict[tuple[IPAddress, IPAddress | None, Any], list[Policy]] = {}
+        self.generation = 0
+        for p in policies:
+            self.add(p)
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._by_pair.values())
+
+    def add(self, policy: Policy) -> None:
+        self._by_pair.setdefault(policy.pair, []).append(policy)
+        key = policy.remote_id.key if policy.remote_id is not None else None
+        self._by_peer.setdefault((*policy.pair, key), []).append(policy)
+        self.generation += 1
+
+    def remove(self, policy: Policy) -> None:
+        for table, key in ((self._by_pair, policy.pair),
+                           (self._by_peer, (*policy.pair, policy.remote_id.key
+                                            if policy.remote_id is not None else None))):
+            lst = table.get(key)  # type: ignore[attr-defined]
+            if lst and policy in lst:
+                lst.remove(policy)
+                if not lst:
+                    del table[key]  # type: ignore[attr-defined]
+        self.generation += 1
+
+    def clear(self) -> None:
+        self._by_pair.clear()
+        self._by_peer.clear()
+        self.generation += 1
+
+    def candidates(self, local: IPAddress, remote: IPAddress) -> list[Policy]:
+        """IKE_SA_INIT: policies for exactly this pair, then templates (remote %any)."""
+        exact = self._by_pair.get((local, remote), [])
+        templates = self._by_pair.get((local, None), [])
+        if not templates:
+            return exact
+        return exact + templates
+
+    def for_peer(self, local: IPAddress, remote: IPAddress, peer: Identity) -> list[Policy]:
+        """IKE_AUTH: policies for this pair expecting ``peer``; then those accepting any ID;
+        then templates likewise."""
+        out: list[Policy] = []
+        for addr in (remote, None):
+            out.extend(self._by_peer.get((local, addr, peer.key), ()))
+            out.extend(self._by_peer.get((local, addr, None), ()))
+        return out

@@ -1,0 +1,117 @@
+"""`ipsec auto`, `ipsec addconn` and the 5.x shortcuts against a running pluto."""
+
+from __future__ import annotations
+
+from conftest import run
+
+CONF = """\
+config setup
+\tuniqueids=yes
+
+conn %default
+\tauthby=secret
+\tleftid=@west
+\trightid=@east
+
+conn base
+\tleft=127.0.0.1
+\tright=127.0.0.2
+
+conn tunnel
+\tleftsubnet=10.1.0.0/24
+\trightsubnet=10.2.0.0/24
+\tconnalias=alias1
+\tauto=add
+\talso=base
+
+conn far
+\tleft=192.0.2.1
+\tright=192.0.2.2
+\tauto=ignore
+"""
+
+
+def test_showonly_prints_libreswan_commands(tmp_path):
+    res = run("ipsec", "auto", "--showonly", "--start", "foo")
+    assert res.rc == 0
+    assert res.lines == [
+        "ipsec addconn --ctlsocket /run/pluto/pluto.ctl foo",
+        "ipsec whack --ctlsocket /run/pluto/pluto.ctl --name foo --initiate",
+    ]
+    res = run("ipsec", "auto", "--showonly", "--ctlsocket", "/x/y.ctl", "--asynchronous",
+              "--config", "/etc/other.conf", "--replace", "bar")
+    assert res.lines == [
+        "ipsec whack --ctlsocket /x/y.ctl --name bar --delete",
+        "ipsec addconn --ctlsocket /x/y.ctl --config /etc/other.conf bar",
+    ]
+    assert run("ipsec", "auto", "--showonly", "--status").lines == [
+        "ipsec whack --ctlsocket /run/pluto/pluto.ctl --status"]
+    assert run("ipsec", "auto", "--showonly", "--ready").lines == [
+        "ipsec whack --ctlsocket /run/pluto/pluto.ctl --listen"]
+    assert run("ipsec", "auto", "--showonly", "--utc", "--listcerts").lines == [
+        "ipsec whack --ctlsocket /run/pluto/pluto.ctl --utc --listcerts"]
+
+
+def test_auto_usage_errors_exit_2():
+    res = run("ipsec", "auto", "--up")
+    assert res.rc == 2 and "--up needs exactly one connection name" in res.err
+    res = run("ipsec", "auto", "--frob", "x")
+    assert res.rc == 2 and 'unknown option "--frob"' in res.err
+    res = run("ipsec", "auto", "--up", "a", "--down", "b")
+    assert res.rc == 2
+
+
+def test_auto_add_replace_delete_against_pluto(pluto, tmp_path):
+    conf = tmp_path / "ipsec.conf"
+    conf.write_text(CONF)
+    assert pluto.whack("--listen").rc == 0
+    res = run("ipsec", "auto", "--ctlsocket", pluto.ctl, "--config", str(conf), "--add", "tunnel")
+    assert res.rc == 0, res
+    assert res.lines == ['"tunnel": added oriented IKEv2 connection']
+    status = pluto.whack("--connectionstatus", "--name", "tunnel").lines
+    assert status[0] == ('"tunnel": 10.1.0.0/24===127.0.0.1[@west]...127.0.0.2[@east]===10.2.0.0/24; '
+                         'unrouted; my_ip=unset; their_ip=unset;')
+    # ipsec add performs a replace; the connection appears once
+    res = run("ipsec", "--ctlsocket", pluto.ctl, "--config", str(conf), "add", "tunnel")
+    assert res.rc == 0, res
+    conn_lines = [line for line in pluto.whack("--status").lines if line.startswith('"tunnel": ')
+                  and not line.startswith('"tunnel":  ')]
+    assert len(conn_lines) == 1
+    # aliases are found
+    res = run("ipsec", "auto", "--ctlsocket", pluto.ctl, "--config", str(conf), "--replace", "tunnel")
+    assert res.rc == 0, res
+    res = run("ipsec", "auto", "--ctlsocket", pluto.ctl, "--config", str(conf), "--add", "nosuch")
+    assert res.rc == 21
+    assert "conn 'nosuch': not found (tried aliases)" in res.err
+    res = run("ipsec", "auto", "--ctlsocket", pluto.ctl, "--config", str(conf), "--delete", "tunnel")
+    assert res.rc == 0
+    assert pluto.whack("--connectionstatus").out == ""
+
+
+def test_addconn_lists_and_configsetup(tmp_path):
+    conf = tmp_path / "ipsec.conf"
+    conf.write_text(CONF)
+    assert run("ipsec", "addconn", "--config", str(conf), "--listadd").lines == ["tunnel"]
+    assert run("ipsec", "addconn", "--config", str(conf), "--listignore").lines == ["base far"]
+    assert run("ipsec", "addconn", "--config", str(conf), "--configsetup=uniqueids").lines == ["yes"]
+
+
+def test_bad_config_is_not_loaded(pluto, tmp_path):
+    conf = tmp_path / "bad.conf"
+    conf.write_text(CONF + "\nconn broken\n\tleft=127.0.0.1\n\tfrobnicate=yes\n")
+    res = run("ipsec", "auto", "--ctlsocket", pluto.ctl, "--config", str(conf), "--add", "tunnel")
+    assert res.rc == 3
+    assert f"cannot load config '{conf}'" in res.err and "frobnicate" in res.err
+    assert pluto.whack("--connectionstatus").out == ""
+
+
+def test_pluto_config_adds_auto_add_conns(pluto_factory, tmp_path):
+    conf = tmp_path / "pluto.conf"
+    conf.write_text(CONF)
+    p = pluto_factory("cfg", extra=["--config", str(conf)]).start()
+    for _ in range(100):
+        out = p.whack("--connectionstatus").out
+        if out:
+            break
+    assert out.startswith('"tunnel": 10.1.0.0/24===127.0.0.1[@west]')
+    assert '"far"' not in out and '"base"' not in out
