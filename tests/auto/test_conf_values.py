@@ -35,7 +35,7 @@ def test_sparse_options_text_lists_each_value_once() -> None:
 
 def test_sparse_implemented_as() -> None:
     assert V.TYPE.lookup("reject") == ("drop", "implemented_as")
-    assert V.AUTOSTART.lookup("route") == ("ondemand", None)
+    assert V.AUTOSTART.lookup("route") == ("ondemand", "alias")
     assert V.AUTOSTART.lookup("start") == ("up", None)
 
 

@@ -45,6 +45,8 @@ def load(config: str | None, err: Callable[[str], None]):  # type: ignore[no-unt
 def add_conns(cfg, names: list[str], ctl: str, emit: Emit, err: Callable[[str], None],  # type: ignore[no-untyped-def]
               auto: str | None = None) -> int:
     """Send each named conn (aliases tried) to pluto with replace semantics."""
+    from .parser import ConnLoadError
+
     status = 0
     for name in names:
         found = cfg.find(name)
@@ -53,7 +55,13 @@ def add_conns(cfg, names: list[str], ctl: str, emit: Emit, err: Callable[[str], 
             status = status or rc.RC_UNKNOWN_NAME
             continue
         for conn_name in found:
-            req = Request("add", name=conn_name, flags={"replace"}, conn=list(cfg.triples(conn_name)))
+            try:
+                triples = list(cfg.triples(conn_name))
+            except ConnLoadError as e:
+                err(f"conn {conn_name} did not load properly: {e}")
+                status = status or rc.RC_FATAL
+                continue
+            req = Request("add", name=conn_name, flags={"replace"}, conn=triples)
             try:
                 code = send_request(ctl, req, emit)
             except WhackProblem as e:
@@ -66,9 +74,15 @@ def add_conns(cfg, names: list[str], ctl: str, emit: Emit, err: Callable[[str], 
 def autoall(cfg, ctl: str, emit: Emit, err: Callable[[str], None]) -> int:  # type: ignore[no-untyped-def]
     """pluto's start-up pass: add, listen, route ondemand conns, initiate auto=up conns."""
     from ..pluto.startup import auto_of
+    from .parser import ConnLoadError
 
-    autos = {n: auto_of(list(cfg.triples(n))) for n in cfg.conn_names}
-    wanted = [n for n in cfg.conn_names if autos[n] in ("add", "ondemand", "up", "keep")]
+    autos: dict[str, str] = {}
+    for n in cfg.conn_names:
+        try:
+            autos[n] = auto_of(list(cfg.triples(n)))
+        except ConnLoadError as e:
+            err(f"conn {n} did not load properly: {e}")
+    wanted = [n for n in autos if autos[n] in ("add", "ondemand", "up", "keep")]
     status = add_conns(cfg, wanted, ctl, emit, err)
     try:
         send_request(ctl, Request("listen"), emit)
@@ -86,10 +100,14 @@ def autoall(cfg, ctl: str, emit: Emit, err: Callable[[str], None]) -> int:  # ty
 
 def list_by_auto(cfg, which: str) -> str:  # type: ignore[no-untyped-def]
     from ..pluto.startup import auto_of
+    from .parser import ConnLoadError
 
     names = []
     for n in cfg.conn_names:
-        a = auto_of(list(cfg.triples(n)))
+        try:
+            a = auto_of(list(cfg.triples(n)))
+        except ConnLoadError:
+            continue
         if which == "all" or (which == "add" and a == "add") or (which == "route" and a == "ondemand") \
                 or (which == "start" and a == "up") or (which == "ignore" and a == "ignore"):
             names.append(n)

@@ -1,7 +1,9 @@
 """`ipsec checkconfig` / `ipsec auto --checkconfig`: every problem, not just the first.
 
 Parses the file (and its includes), validates `config setup`, then runs
-`extract_conn()` on each conn exactly as pluto would on `ipsec add`.
+`extract_conn()` on each conn exactly as pluto would on `ipsec add`.  A file
+with syntax errors or unknown keywords stops after those (Libreswan refuses
+the whole file).
 Conns that only serve as `also=` fragments (referenced by another conn and
 without an `auto=` other than ignore) are not extracted on their own: they
 are usually incomplete by design.
@@ -44,6 +46,10 @@ def check(path: str, *, root_map: RootMap = None, fragments: bool = False) -> li
 
 def check_config(cfg: ConfigFile, *, fragments: bool = False) -> list[Problem]:
     problems = [Problem(d.file, d.line, d.severity, d.message) for d in cfg.diagnostics]
+    if cfg.file_errors:
+        # Libreswan refuses such a file outright; conns would be judged on
+        # half-parsed sections, so stop at the file's own errors.
+        return problems
 
     # config setup: every bad value, then the setup the conns are checked with
     good = []

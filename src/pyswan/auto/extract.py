@@ -287,8 +287,9 @@ def _parse_authby(wm: _Wm, ike_version: int) -> set[str]:
 
 
 def _auth_from_authby(bits: set[str]) -> str | None:
-    for bit, auth in (("rsasig", "rsasig"), ("rsasig_v1_5", "rsasig"), ("ecdsa", "ecdsa"),
-                      ("eddsa", "eddsa"), ("psk", "secret"), ("null", "null"),
+    # authby.c auth_from_authby(): PSS RSA, ECDSA, EdDSA, then RSA v1.5, PSK, NULL
+    for bit, auth in (("rsasig", "rsasig"), ("ecdsa", "ecdsa"), ("eddsa", "eddsa"),
+                      ("rsasig_v1_5", "rsasig"), ("psk", "secret"), ("null", "null"),
                       ("never", "never")):
         if bit in bits:
             return auth
@@ -1055,8 +1056,10 @@ def _extract(wm: _Wm, canon: list[Triple], setup: SetupConfig,
     auto_text = wm.get("auto")
     c["auto"] = "ignore" if auto_text is None else wm._lookup("auto", V.AUTOSTART, auto_text)
 
-    c["negotiationshunt"] = wm.sparse("negotiationshunt", V.NEGOTIATIONSHUNT, "drop", nn=False)
-    c["failureshunt"] = wm.sparse("failureshunt", V.FAILURESHUNT, "none", nn=False)
+    # extract_shunt_policy() goes through extract_sparse_name(), which warns
+    # about (and ignores) shunts of a never-negotiate conn
+    c["negotiationshunt"] = wm.sparse("negotiationshunt", V.NEGOTIATIONSHUNT, "drop")
+    c["failureshunt"] = wm.sparse("failureshunt", V.FAILURESHUNT, "none")
 
     replay = wm.uint("replay-window", 128, hi=2**32 - 1)
     assert replay is not None

@@ -23,12 +23,11 @@ from __future__ import annotations
 import glob
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from pyswan.auto.keywords import (
-    CONN_KEYWORDS,
     KeyMatch,
     KeywordError,
     Section,
@@ -99,6 +98,7 @@ class _Raw:
     line: int
     duplicate_ok: bool = False
     append: bool = False
+    obsolete: bool = False
 
 
 @dataclass
@@ -339,7 +339,7 @@ class _Reader:
             name = match.keyword.name if match.keyword else key.lower()
             spelled = match.alias or name
             self.setup.append(_Raw("", name, spelled, value, file, lineno,
-                                   duplicate_ok=match.keyword is None))
+                                   obsolete=match.keyword is None))
             return
         section = self.current
         assert section is not None
@@ -387,6 +387,8 @@ class ConfigFile:
         self.path = path
         self.files = reader.files
         self.diagnostics: list[Diagnostic] = list(reader.diags)
+        # errors that make Libreswan refuse the whole file
+        self.file_errors = [d for d in reader.diags if d.severity == "error"]
         self._sections = reader.sections
         self._by_name: dict[str, _Section] = {}
         for s in reader.sections:
@@ -476,7 +478,7 @@ class ConfigFile:
     def _process_setup(self, raws: list[_Raw]) -> list[Entry]:
         out: dict[str, Entry] = {}
         for r in raws:
-            if r.duplicate_ok:  # obsolete
+            if r.obsolete:
                 self.diagnostics.append(Diagnostic(
                     r.file, r.line, "warning", f"obsolete keyword ignored: {r.spelled}={r.value}"))
                 continue
@@ -606,7 +608,3 @@ def _finish(path: str, reader: _Reader, strict: bool) -> ConfigFile:
         raise ConfigError(errors)
     return ConfigFile(path, reader)
 
-
-def iter_keywords() -> Iterator[str]:
-    """All canonical conn keywords (for completion/documentation)."""
-    return iter(CONN_KEYWORDS)

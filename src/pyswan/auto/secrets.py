@@ -187,9 +187,10 @@ def _ttodata(tok: str) -> bytes:
     body = tok[2:]
     if prefix == "0x":
         digits = body.replace("_", "")
-        if not digits or len(digits) % 2 or not re.fullmatch(r"[0-9a-fA-F]+", digits):
-            raise InvalidValue("hex digits must be in pairs" if len(digits) % 2
-                               else "non-hex digit in hex number")
+        if not re.fullmatch(r"[0-9a-fA-F]+", digits):
+            raise InvalidValue("non-hex digit in hex number")
+        if len(digits) % 2:
+            raise InvalidValue("hex digits must be in pairs")
         return bytes.fromhex(digits)
     if prefix == "0s":
         try:

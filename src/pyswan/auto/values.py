@@ -109,7 +109,8 @@ NPPI: Final = _sparse("never", "permit", "propose", "insist", ("always", "insist
                       *_yes_no("propose", "never"))
 TYPE: Final = _sparse("tunnel", "transport", ("pass", "passthrough"), "passthrough", "drop",
                       ("reject", "drop", _IMPL))
-AUTOSTART: Final = _sparse("ignore", "add", "ondemand", ("route", "ondemand"), "up",
+# route is its own value in Libreswan (listed in errors); start is up's alias
+AUTOSTART: Final = _sparse("ignore", "add", "ondemand", ("route", "ondemand", "alias"), "up",
                            ("start", "up"), "keep")
 KEYEXCHANGE: Final = _sparse("ikev1", "ikev2", "ike")
 IKEV2: Final = _sparse(*_yes_no("yes", "no"), ("never", "no"), ("propose", "yes"),
@@ -797,8 +798,9 @@ class Host:
 
 def parse_host(text: str | None) -> Host:
     """extract_host_addr(): classify without resolving DNS names."""
-    if text is None:
-        return Host(None, "unset")
+    if text is None or text == "":
+        # Libreswan would try to resolve "" as a host name and fail later
+        return Host(text, "unset")
     if text.startswith("%"):
         m = re.fullmatch(r"(%[^46]*)([46]?)(.*)", text, re.S)
         assert m is not None

@@ -27,15 +27,13 @@ def add_connection(p: Any, name: str, triples: list[tuple[str, str, str]], w: An
             text = f'"{name}": failed to add connection: {text}'
         p.log.log(text, w, rc.RC_FATAL)
         return None
-    if config.ike_version == 1 and p.opts.ikev1_policy != "accept":
-        p.log.log(f'"{name}": failed to add IKEv1 connection: global ikev1-policy does not '
-                  "allow IKEv1 connections", w, rc.RC_FATAL)
-        return None
     if existing is not None:
         _forget(p, existing, w)
     for warning in config.warnings:
-        text = warning if warning.startswith(f'"{name}"') else f'"{name}": warning: {warning}'
+        text = warning if warning.startswith("warning: ") else f'warning: "{name}": {warning}'
         p.log.log(text, w)
+    for notice in getattr(config, "notices", ()):
+        p.log.log(notice if notice.startswith(f'"{name}"') else f'"{name}": {notice}', w)
     conn = Connection(config, p.conns.next_serial())
     p.conns.add(conn)
     oriented = p.orient(conn)

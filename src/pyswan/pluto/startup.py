@@ -19,15 +19,22 @@ class _LogSink:
 
 
 async def load_config_conns(p: Any) -> None:
+    from ..auto.parser import ConnLoadError
     from .commands import cmd_initiate, cmd_route
     from .connadd import add_connection
 
     cfg = p.opts.config_file
     sink = _LogSink()
-    autos = {n: auto_of(cfg.triples(n)) for n in cfg.conn_names}
-    add = [n for n in cfg.conn_names if autos[n] in ("add", "ondemand", "up", "keep")]
+    triples: dict[str, list[tuple[str, str, str]]] = {}
+    for n in cfg.conn_names:
+        try:
+            triples[n] = list(cfg.triples(n))
+        except ConnLoadError as e:
+            p.log.log(f"conn {n} did not load properly: {e}")
+    autos = {n: auto_of(t) for n, t in triples.items()}
+    add = [n for n in triples if autos[n] in ("add", "ondemand", "up", "keep")]
     for name in add:
-        add_connection(p, name, cfg.triples(name), sink)
+        add_connection(p, name, triples[name], sink)
     await listen(p, sink)
     for name in add:
         if autos[name] == "ondemand":
