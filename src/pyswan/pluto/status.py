@@ -602,8 +602,10 @@ def cmd_listcrls(p: Any, req: Request) -> list[str]:
 def cmd_listpsks(p: Any, req: Request) -> list[str]:
     out = _list_header(f"List of Pre-shared secrets (from {p.opts.secretsfile})")
     if p.secrets is not None:
-        for line in getattr(p.secrets, "describe", lambda: [])():
-            out.append(line)  # indices and kinds only: never the secret itself
+        for entry in p.secrets.entries:
+            # indices and kinds only: never the secret itself
+            ids = " ".join(i.display() for i in entry.ids) or "%any"
+            out.append(f"    {entry.kind} {ids}")
     return out
 
 
