@@ -49,12 +49,12 @@ class Pluto:
     """A real `pluto --nofork` process with its own rundir and ports."""
 
     def __init__(self, rundir: Path, *, addr: str = "127.0.0.1", ikeport: int | None = None,
-                 extra: list[str] | None = None, listen_addr: bool = True,
+                 natport: int | None = None, extra: list[str] | None = None, listen_addr: bool = True,
                  kernel: str = "memory", secrets: str | None = None) -> None:
         self.rundir = rundir
         self.addr = addr
         self.ikeport = ikeport or free_udp_port(addr)
-        self.natport = free_udp_port(addr)
+        self.natport = natport or free_udp_port(addr)
         self.ctl = str(rundir / "pluto.ctl")
         self.log = rundir / "pluto.log"
         secretsfile = rundir / "ipsec.secrets"

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..whack import rc
 from ..whack.protocol import Request
-from . import status
+from . import routing, status
 from .connections import Connection
 from .control import WhackSession
 from .debugopts import OptionError, apply_debug, debug_help, parse_impair
@@ -81,8 +81,8 @@ async def delete_connection(p: Any, conn: Connection, w: WhackSession | None) ->
             p.log.log(f"{inst.prefix}: terminating SAs using this connection", w)
             if p.engine is not None:
                 await p.engine.terminate(inst, w, delete=True)
-        if inst.routing != "unrouted" and p.engine is not None:
-            await p.engine.unroute(inst, w)
+        if inst.routing.startswith("routed") and inst.routing != "routed-tunnel":
+            await routing.unroute(p, inst, w)
     p.conns.remove(conn)
 
 
@@ -124,19 +124,13 @@ async def cmd_route(p: Any, req: Request, w: WhackSession) -> None:
     for conn in _lookup(p, req, w):
         if not _usable(p, conn, w, "route"):
             continue
-        if p.engine is not None:
-            await p.engine.route(conn, w)
-        else:
-            conn.routing = "routed-ondemand"
+        await routing.route(p, conn, w)
 
 
 @command("unroute")
 async def cmd_unroute(p: Any, req: Request, w: WhackSession) -> None:
     for conn in _lookup(p, req, w):
-        if p.engine is not None:
-            await p.engine.unroute(conn, w)
-        else:
-            conn.routing = "unrouted"
+        await routing.unroute(p, conn, w)
 
 
 @command("initiate")

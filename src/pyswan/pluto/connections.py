@@ -27,6 +27,7 @@ class Connection:
         self.instance_no: int | None = None
         self.next_instance = 1
         self.instances: dict[int, Connection] = {}
+        self.trap_policies: list[Any] = []  # kernel policies installed by --route
 
     # -- ends ----------------------------------------------------------------------
     @property

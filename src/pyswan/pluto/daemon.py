@@ -66,6 +66,9 @@ class Pluto:
         loop = asyncio.get_running_loop()
         self.log.log(f"Starting Pluto ({VERSION_STRING}) pid:{os.getpid()}")
         self.kernel = await self._open_kernel()
+        from . import routing
+
+        self.kernel.add_event_handler(lambda ev: routing.on_kernel_event(self, ev))
         self.control = ControlServer(self.opts.ctl_path, self.handle, self.log.log)
         try:
             await self.control.start()

@@ -123,9 +123,16 @@ async def bind(
     port: int,
     nat: bool,
     deliver: Callable[[Interface, bytes, tuple], None],
+    prepare: Callable[[socket.socket, bool], None] | None = None,
 ) -> Interface:
     iface = Interface(device, addr, port, nat)
     sock = _make_socket(addr, port)
+    if prepare is not None:
+        try:
+            prepare(sock, nat)
+        except Exception:
+            sock.close()
+            raise
     transport, _ = await loop.create_datagram_endpoint(
         lambda: _IkeProtocol(iface, deliver), sock=sock
     )

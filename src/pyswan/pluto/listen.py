@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
+from ..kernel.base import KernelError
 from .interfaces import bind, discover
 
 
@@ -18,6 +20,14 @@ async def listen(p: Any, w: Any) -> None:
         p.log.log(f"cannot list interfaces: {e}", w)
         addrs = []
     bound = {(i.addr, i.port) for i in p.interfaces}
+
+    def _prepare(sock: socket.socket, nat: bool) -> None:
+        # IKE must never be caught by our own policies; the NAT-T socket hands
+        # ESP-in-UDP to the kernel
+        p.kernel.bypass_socket(sock)
+        if nat:
+            p.kernel.enable_espinudp(sock)
+
     ports = [(p.opts.ikeport, False)]
     if p.opts.natikeport != p.opts.ikeport:
         ports.append((p.opts.natikeport, True))
@@ -26,9 +36,10 @@ async def listen(p: Any, w: Any) -> None:
             if (addr, port) in bound:
                 continue
             try:
-                iface = await bind(loop, dev, addr, port, nat, p.on_datagram)
-            except OSError as e:
-                p.log.log(f"failed to add UDP interface {dev} {addr}:{port}: {e.strerror}", w)
+                iface = await bind(loop, dev, addr, port, nat, p.on_datagram, _prepare)
+            except (OSError, KernelError) as e:
+                why = e.strerror if isinstance(e, OSError) else str(e)
+                p.log.log(f"failed to add UDP interface {dev} {addr}:{port}: {why}", w)
                 continue
             p.interfaces.append(iface)
             p.log.log(f"adding UDP interface {dev} {addr}:{port}", w)
