@@ -188,3 +188,32 @@ def test_aes_ctr_rfc3686_known_answer() -> None:
     assert body[8:8 + 31] == c[:31]
     icv = keyed_integ(A.INTEG_HMAC_SHA1_96, b"I" * 20)(PREFIX, iv, c)
     assert sk.open(ke, b"I" * 20, PREFIX, iv + c + icv) == b""
+
+
+@pytest.mark.parametrize(("encr", "bits"), [(A.AES_CBC, 256), (A.TDES_CBC, 0),
+                                            (A.CAMELLIA_CBC, 128)])
+def test_long_lived_cbc_context_is_plain_cbc_on_the_wire(encr: A.Encr, bits: int) -> None:
+    """The chained CBC context emits ordinary random-IV CBC: an independent
+    decryption with a fresh context and the sent IV gives the padded text."""
+    from cryptography.hazmat.decrepit.ciphers.algorithms import Camellia, TripleDES
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    sk = SkCrypto(encr, bits, A.INTEG_HMAC_SHA2_256_128)
+    ke, ka = _keys(sk)
+    sender, receiver = sk.bind(ke, ka), sk.bind(ke, ka)
+    alg = {"aes-cbc": algorithms.AES, "3des-cbc": TripleDES, "camellia-cbc": Camellia}
+    n, icv = sk.iv_size, sk.icv_size
+    ivs = set()
+    for i in range(6):
+        pt = os.urandom(7 * i)
+        body = sender.seal(PREFIX, pt) if i != 3 else sender.seal(PREFIX, pt, iv=bytes(n))
+        iv, ct = body[:n], body[n:-icv]
+        ivs.add(iv)
+        dec = Cipher(alg[encr.cipher](ke), modes.CBC(iv)).decryptor()
+        padded = dec.update(ct) + dec.finalize()
+        assert padded[:len(pt)] == pt and padded[-1] == len(padded) - len(pt) - 1
+        if i == 2:  # a forged message in between changes nothing
+            with pytest.raises(IntegrityError):
+                receiver.open(PREFIX, body[:-1] + bytes([body[-1] ^ 1]))
+        assert receiver.open(PREFIX, body) == pt
+    assert len(ivs) == 6

@@ -281,6 +281,7 @@ INTEGS: tuple[Integ, ...] = (
 
 # -------------------------------------------------------------- key exchange
 
+
 def _modp(bits: int, group: int, alias: str, fips: bool = True) -> Ke:
     return Ke(f"MODP{bits}", (f"modp{bits}", alias), group, group, group, fips=fips,
               family="modp", size=bits // 8, responder_size=bits // 8)

@@ -18,8 +18,17 @@ and AEAD modes add just the pad-length octet.  On input any padding that
 fits is accepted (RFC 7296 §3.14).
 
 ``SkCrypto`` describes the negotiated suite; ``bind(ke, ka)`` returns an
-``SkBound`` holding the per-SA objects (AEAD contexts, keyed MACs) built
-once, which is what the engine should keep per direction.
+``SkBound`` holding the per-SA objects (AEAD contexts, keyed MACs, CBC
+contexts) built once, which is what the engine should keep per direction.
+
+CBC without a new cipher context per message: a long-lived CBC encryptor
+continues its chain from the previous message, so each message starts with
+a fresh random block R; the first output block E(R xor previous) is random
+and is sent as the IV, the rest is the normal CBC encryption under that IV.
+A long-lived decryptor fed ``IV | ciphertext`` gives one garbage block and
+then the plaintext (CBC decryption only looks one block back).  Standard
+receivers see ordinary random-IV CBC.  An ``SkBound`` is therefore not
+thread-safe; keep one per SA direction in the engine's thread.
 """
 
 from __future__ import annotations
@@ -119,7 +128,7 @@ class SkBound:
     """An SkCrypto with keys: cipher contexts and keyed MACs built once."""
 
     __slots__ = ("suite", "_kind", "_key", "_salt", "_aead", "_mac", "_pad_block",
-                 "_iv_size", "_icv")
+                 "_iv_size", "_icv", "_cbc_enc", "_cbc_dec")
 
     def __init__(self, suite: SkCrypto, ke: bytes, ka: bytes | None) -> None:
         if len(ke) != suite.encr_key_bytes:
@@ -141,6 +150,11 @@ class SkBound:
             self._aead = ChaCha20Poly1305(self._key)
         elif kind == "aes-ccm":
             self._aead = AESCCM(self._key, tag_length=suite.icv_size)
+        self._cbc_enc = self._cbc_dec = None
+        if kind in _CBC:
+            zero = bytes(suite.iv_size)
+            self._cbc_enc = Cipher(_block_algorithm(kind, self._key), modes.CBC(zero)).encryptor()
+            self._cbc_dec = Cipher(_block_algorithm(kind, self._key), modes.CBC(zero)).decryptor()
         self._mac = None
         if suite.integ is not None:
             if ka is None:
@@ -158,13 +172,21 @@ class SkBound:
         return plaintext + _PADS[n - 1] + bytes((n - 1,))
 
     def seal(self, prefix: bytes, plaintext: bytes, iv: bytes | None = None) -> bytes:
-        """The SK body ``IV | ciphertext | ICV`` protecting ``plaintext``."""
+        """The SK body ``IV | ciphertext | ICV`` protecting ``plaintext``.
+
+        ``iv`` forces the IV (tests); by default it is random.
+        """
+        data = self._pad(plaintext)
+        kind = self._kind
+        if iv is None and self._cbc_enc is not None:
+            n = self._iv_size
+            out = self._cbc_enc.update(os.urandom(n) + data)
+            iv, ct = out[:n], out[n:]
+            return iv + ct + self._mac(prefix, iv, ct)  # type: ignore[misc]
         if iv is None:
             iv = os.urandom(self._iv_size)
         elif len(iv) != self._iv_size:
             raise ValueError(f"IV must be {self._iv_size} octets")
-        data = self._pad(plaintext)
-        kind = self._kind
         if self._aead is not None:
             ct = self._aead.encrypt(self._salt + iv, data, prefix)
             if self._icv != 16 and kind == "aes-gcm":
@@ -209,11 +231,11 @@ class SkBound:
             if kind == "aes-ctr":
                 dec = Cipher(algorithms.AES(self._key),
                              modes.CTR(self._salt + iv + _CTR_ONE)).decryptor()
+                data = dec.update(ct) + dec.finalize()
             else:
                 if not ct or len(ct) % self._pad_block:
                     raise IntegrityError("SK payload not a multiple of the block size")
-                dec = Cipher(_block_algorithm(kind, self._key), modes.CBC(iv)).decryptor()
-            data = dec.update(ct) + dec.finalize()
+                data = self._cbc_dec.update(iv + ct)[ivn:]  # type: ignore[union-attr]
         if not data:
             raise IntegrityError("SK payload has no pad length")
         pad = data[-1] + 1
@@ -222,5 +244,6 @@ class SkBound:
         return data[:len(data) - pad]
 
 
+_CBC = frozenset({"aes-cbc", "3des-cbc", "camellia-cbc"})
 _SUPPORTED = frozenset({"aes-gcm", "aes-ccm", "chacha20-poly1305", "aes-ctr", "aes-cbc",
                         "3des-cbc", "camellia-cbc"})

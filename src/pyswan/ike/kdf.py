@@ -116,4 +116,3 @@ def child_keymat(prf_alg: A.Prf | int, sk_d: bytes, ni: bytes, nr: bytes,
     e, a = encr_key_bytes, integ_key_bytes
     km = prf_plus(prf_alg, sk_d, seed, 2 * (e + a))
     return ChildKeys(km[:e], km[e:e + a], km[e + a:2 * e + a], km[2 * e + a:])
-

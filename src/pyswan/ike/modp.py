@@ -4,7 +4,7 @@ This is the only module that touches FFDH in ``cryptography``: the API is
 deprecated there (``CryptographyDeprecationWarning``, pyca/cryptography
 #15171) and announced to move to ``cryptography.hazmat.decrepit``.  We try
 the decrepit location first, and silence the deprecation warning for our own
-imports and calls only.
+import only.
 
 The primes are not pasted in: RFC 3526 defines each one as
 
@@ -21,12 +21,19 @@ import warnings
 from functools import cache, lru_cache
 from typing import Any
 
+# The warning fires on attribute access to the ``dh`` module (a module with
+# deprecations), not on the key objects: take the three classes once, here,
+# and no FFDH call later warns (no per-call catch_warnings, which is not
+# thread-safe and would race in helper threads).
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     try:  # the future home of FFDH
         from cryptography.hazmat.decrepit.asymmetric import dh as _dh  # type: ignore
     except ImportError:  # cryptography < 53
         from cryptography.hazmat.primitives.asymmetric import dh as _dh
+    _DHParameterNumbers = _dh.DHParameterNumbers
+    _DHPublicNumbers = _dh.DHPublicNumbers
+    _DHPrivateNumbers = _dh.DHPrivateNumbers
 
 #: group id -> (modulus bits, k) from RFC 3526 (and RFC 7296 App. B for 1, 2)
 RFC_GROUPS: dict[int, tuple[int, int]] = {
@@ -82,9 +89,7 @@ def prime_length(group: int) -> int:
 @cache
 def _parameters(group: int) -> Any:
     # building parameters costs ~10-15 us; build once per group
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return _dh.DHParameterNumbers(prime(group), GENERATOR).parameters()
+    return _DHParameterNumbers(prime(group), GENERATOR).parameters()
 
 
 class ModpError(ValueError):
@@ -100,16 +105,13 @@ class ModpPrivate:
         self.group = group
         self._plen = prime_length(group)
         params = _parameters(group)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if private_value is None:
-                key = params.generate_private_key()
-            else:
-                p = prime(group)
-                pub = _dh.DHPublicNumbers(pow(GENERATOR, private_value, p),
-                                          params.parameter_numbers())
-                key = _dh.DHPrivateNumbers(private_value, pub).private_key()
-            y = key.public_key().public_numbers().y
+        if private_value is None:
+            key = params.generate_private_key()
+        else:
+            pub = _DHPublicNumbers(pow(GENERATOR, private_value, prime(group)),
+                                   params.parameter_numbers())
+            key = _DHPrivateNumbers(private_value, pub).private_key()
+        y = key.public_key().public_numbers().y
         self._key = key
         self.public_bytes = y.to_bytes(self._plen, "big")
 
@@ -124,14 +126,12 @@ class ModpPrivate:
         # RFC 6989 §2.1: 1 < y < p-1
         if y <= 1 or y >= p - 1:
             raise ModpError(f"MODP{plen * 8} public value out of range")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                peer_key = _dh.DHPublicNumbers(
-                    y, _parameters(self.group).parameter_numbers()).public_key()
-                secret = self._key.exchange(peer_key)
-            except ValueError as e:
-                raise ModpError(f"MODP{plen * 8} exchange failed: {e}") from None
+        try:
+            peer_key = _DHPublicNumbers(
+                y, _parameters(self.group).parameter_numbers()).public_key()
+            secret = self._key.exchange(peer_key)
+        except ValueError as e:
+            raise ModpError(f"MODP{plen * 8} exchange failed: {e}") from None
         if len(secret) < plen:
             secret = secret.rjust(plen, b"\0")
         return secret

@@ -71,9 +71,9 @@ _ESN_EITHER = (A.SN_PARTIAL_64_BIT, A.SN_32_BIT)  # Libreswan's default esn=eith
 
 
 def local_transforms(p: Proposal, protocol: int, force_ke: A.Ke | None = None,
-                      default_ke: A.Ke | None = None,
-                      default_sn: Sequence[A.Sn] | None = None,
-                      ) -> dict[int, list[tuple[int, int]]]:
+                     default_ke: A.Ke | None = None,
+                     default_sn: Sequence[A.Sn] | None = None,
+                     ) -> dict[int, list[tuple[int, int]]]:
     """Per transform type, (id, key length) in local preference order.
 
     KE: ``force_ke`` (KE_NONE strips it: the IKE_AUTH Child SA; a group:
@@ -107,7 +107,7 @@ def to_wire_proposals(ps: ProposalSet, protocol: int | None = None, spi: bytes =
                       default_ke: A.Ke | None = None) -> list[WireProposal]:
     """The SA payload proposals for ``ps`` (one per Libreswan proposal).
 
-    See ``_local_transforms`` for the KE and SN options (``strip_ke`` for the
+    See ``local_transforms`` for the KE and SN options (``strip_ke`` for the
     IKE_AUTH Child SA).  A lone INTEG=NONE or KE=NONE is not sent (AEAD
     implies INTEG=NONE; RFC 7296 §3.3.3), exactly as Libreswan emits them.
     """
@@ -159,6 +159,24 @@ class LocalProposal:
         optional = frozenset(t for t, lst in tr.items()
                              if (t == INTEG or t in _KEM_TYPES) and any(i == 0 for i, _ in lst))
         return cls(protocol, tr, index, frozenset(tr) - optional, optional)
+
+
+class LocalTables(NamedTuple):
+    """A ProposalSet ready for matching: per-proposal tables plus one index
+    ``type -> (id, key length) -> [(local proposal, position), ...]``."""
+
+    proposals: tuple[LocalProposal, ...]
+    index: dict[int, dict[tuple[int, int], list[tuple[int, int]]]]
+
+    @classmethod
+    def build(cls, proposals: tuple[LocalProposal, ...]) -> LocalTables:
+        index: dict[int, dict[tuple[int, int], list[tuple[int, int]]]] = {}
+        for c, lp in enumerate(proposals):
+            for t, positions in lp.index.items():
+                by_key = index.setdefault(t, {})
+                for key, pos in positions.items():
+                    by_key.setdefault(key, []).append((c, pos))
+        return cls(proposals, index)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,18 +257,20 @@ def _t(x: Any) -> tuple[int, int, int]:
     A transform with attributes other than Key Length gets key length -1,
     which matches nothing (RFC 7296 §3.3.6: the proposal is not acceptable).
     """
-    if isinstance(x, tuple) and not hasattr(x, "type"):
-        kl = x[2] if len(x) > 2 else None
-        return int(x[0]), int(x[1]), int(kl or 0)
+    try:
+        ttype, tid, keylen = x.type, x.id, x.key_length
+    except AttributeError:  # a plain (type, id[, key_length]) tuple
+        return x[0], x[1], (x[2] if len(x) > 2 else 0) or 0
     if getattr(x, "extra_attributes", None):
-        return int(x.type), int(x.id), -1
-    return int(x.type), int(x.id), int(getattr(x, "key_length", None) or 0)
+        return ttype, tid, -1
+    return ttype, tid, keylen or 0
 
 
 def _p(x: Any) -> tuple[int, int, bytes, Sequence[Any]]:
-    if isinstance(x, tuple) and not hasattr(x, "number"):
-        return int(x[0]), int(x[1]), bytes(x[2]), x[3]
-    return int(x.number), int(x.protocol), bytes(x.spi or b""), x.transforms
+    try:
+        return x.number, x.protocol, bytes(x.spi or b""), x.transforms
+    except AttributeError:  # a plain (number, protocol, spi, transforms) tuple
+        return x[0], x[1], bytes(x[2]), x[3]
 
 
 def _expected_spi_size(protocol: int, expect_spi: bool) -> int:
@@ -259,61 +279,61 @@ def _expected_spi_size(protocol: int, expect_spi: bool) -> int:
     return 8 if protocol == ProtocolId.IKE else 4
 
 
-def _match_transforms(locals_: Sequence[LocalProposal], bound: int, number: int,
-                      protocol: int, spi: bytes, transforms: Sequence[Any],
-                      only: int | None = None) -> ChosenProposal | None:
-    """process_transforms(): the best local proposal this remote one matches."""
-    candidates = [only] if only is not None else range(bound)
-    # per candidate: type -> best position so far (len == none yet)
-    best: dict[int, dict[int, int]] = {c: {} for c in candidates}
-    matched: dict[int, set[int]] = {c: set() for c in candidates}
-    kems: dict[int, set[int]] = {c: set() for c in candidates}
+def _match_transforms(tables: LocalTables, lo: int, hi: int, number: int, protocol: int,
+                      spi: bytes, transforms: Sequence[Any]) -> ChosenProposal | None:
+    """process_transforms(): the best local proposal in [lo, hi) this remote
+    proposal matches, or None."""
+    locals_ = tables.proposals
+    n = len(locals_)
+    # per local proposal: type -> position of the best transform so far
+    best: list[dict[int, int]] = [{} for _ in range(n)]
+    kems: list[set[int]] = [set() for _ in range(n)]
     proposed: set[int] = set()
-    matched_any: set[int] = set()
-    first_integ: int | None = None
+    first_integ = -1
+    index = tables.index
     for tr in transforms:
         ttype, tid, keylen = _t(tr)
-        if keylen < 0:
-            return None  # unknown transform attribute: try the next proposal
         if ttype == 0:
             raise ProposalSyntaxError(f"proposal {number} has a transform of type 0")
-        if ttype >= _TYPE_ROOF:
-            return None  # unknown transform type: try the next proposal
+        if ttype >= _TYPE_ROOF or keylen < 0:
+            return None  # unknown transform type or attribute: try the next proposal
         proposed.add(ttype)
         if ttype == INTEG:
-            if first_integ is None:
+            if first_integ < 0:
                 first_integ = tid
             elif first_integ == 0 or tid == 0:
                 return None  # NONE mixed with real integrity
-        key = (tid, keylen)
-        for c in candidates:
-            lp = locals_[c]
-            if lp.protocol != protocol:
+        if lo >= hi:
+            continue  # nothing left to beat: only checking the syntax
+        hits = index.get(ttype, _NO_HITS).get((tid, keylen))
+        if not hits:
+            continue
+        kem = ttype in _KEM_TYPES
+        for c, pos in hits:  # in local proposal order
+            if c < lo:
                 continue
-            pos = lp.index.get(ttype, {}).get(key)
-            if pos is None:
-                continue
-            lst = lp.transforms[ttype]
-            cur = best[c].get(ttype, len(lst))
-            if pos >= cur:
-                continue
-            if ttype in _KEM_TYPES:
+            if c >= hi:
+                break
+            b = best[c]
+            cur = b.get(ttype)
+            if cur is not None and pos >= cur:
+                continue  # the earlier match is preferred locally
+            if kem:
                 if tid != 0 and tid in kems[c]:
                     continue  # RFC 9370: no duplicate KE across ADDKE types
-                if cur < len(lst):
-                    kems[c].discard(lst[cur][0])
+                if cur is not None:
+                    kems[c].discard(locals_[c].transforms[ttype][cur][0])
                 kems[c].add(tid)
-            best[c][ttype] = pos
-            matched[c].add(ttype)
-            matched_any.add(ttype)
-    if proposed - matched_any:
-        return None
-    for c in candidates:
+            b[ttype] = pos
+    for c in range(lo, hi):
+        matched = best[c].keys()
         lp = locals_[c]
-        if proposed - matched[c] or lp.required - matched[c]:
-            continue
-        return _chosen(lp, c, best[c], number, protocol, spi)
+        if proposed <= matched and lp.required <= matched:
+            return _chosen(lp, c, best[c], number, protocol, spi)
     return None
+
+
+_NO_HITS: dict[tuple[int, int], list[tuple[int, int]]] = {}
 
 
 def _chosen(lp: LocalProposal, index: int, best: dict[int, int], number: int,
@@ -342,7 +362,8 @@ def _chosen(lp: LocalProposal, index: int, best: dict[int, int], number: int,
 
 
 def local_options(strip_ke: bool, force_ke: A.Ke | None, default_ke: A.Ke | None,
-             default_sn: Sequence[A.Sn] | None) -> tuple[Any, ...]:
+                  default_sn: Sequence[A.Sn] | None) -> tuple[Any, ...]:
+    """The cache key for ``ProposalSet.local_proposals``."""
     return (A.KE_NONE if strip_ke else force_ke, default_ke,
             None if default_sn is None else tuple(default_sn))
 
@@ -361,7 +382,7 @@ def select_proposal(local: ProposalSet, received: Sequence[Any], *,
     The KE/SN options shape the local proposals as for ``to_wire_proposals``
     (``strip_ke=True`` for the IKE_AUTH Child SA).
     """
-    locals_ = local.local_proposals(local_options(strip_ke, force_ke, default_ke, default_sn))
+    tables = local.local_proposals(local_options(strip_ke, force_ke, default_ke, default_sn))
     proto = int(local.protocol_id)
     want_spi = (proto != ProtocolId.IKE) if expect_spi is None else expect_spi
     chosen: ChosenProposal | None = None
@@ -376,12 +397,12 @@ def select_proposal(local: ProposalSet, received: Sequence[Any], *,
             continue  # e.g. AH offered where ESP is wanted
         if len(spi) != _expected_spi_size(protocol, want_spi):
             continue
-        bound = chosen.local_index if chosen is not None else len(locals_)
-        match = _match_transforms(locals_, bound, number, protocol, spi, transforms)
+        # later proposals only count if they match a better local proposal,
+        # but are still read (a malformed one is INVALID_SYNTAX)
+        bound = chosen.local_index if chosen is not None else len(tables.proposals)
+        match = _match_transforms(tables, 0, bound, number, protocol, spi, transforms)
         if match is not None:
             chosen = match
-            if chosen.local_index == 0:
-                break  # nothing can beat the first local proposal
     return chosen
 
 
@@ -398,15 +419,14 @@ def match_accepted(local: ProposalSet, accepted: Sequence[Any], *,
         raise ProposalSyntaxError("more than one accepted proposal received"
                                   if accepted else "no accepted proposal received")
     number, protocol, spi, transforms = _p(accepted[0])
-    locals_ = local.local_proposals(local_options(strip_ke, force_ke, default_ke, default_sn))
-    if number < 1 or number > len(locals_):
+    tables = local.local_proposals(local_options(strip_ke, force_ke, default_ke, default_sn))
+    if number < 1 or number > len(tables.proposals):
         raise ProposalSyntaxError("invalid accepted proposal")
     proto = int(local.protocol_id)
     want_spi = (proto != ProtocolId.IKE) if expect_spi is None else expect_spi
     if protocol != proto or len(spi) != _expected_spi_size(protocol, want_spi):
         return None
-    return _match_transforms(locals_, number, number, protocol, spi, transforms,
-                             only=number - 1)
+    return _match_transforms(tables, number - 1, number, number, protocol, spi, transforms)
 
 
 # --------------------------------------------------------------- KE helpers

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 
 from . import algorithms as A
@@ -37,9 +37,10 @@ from .proposal_grammar import (
 )
 
 if TYPE_CHECKING:
-    from .proposal_match import LocalProposal
+    from .proposal_match import LocalTables
 
 # ------------------------------------------------------------------ results
+
 
 @dataclass(frozen=True, slots=True)
 class Proposal:
@@ -103,20 +104,20 @@ class ProposalSet:
         return any(any(p.addke) for p in self.proposals)
 
     @cached_property
-    def _local_cache(self) -> dict[tuple[Any, ...], tuple[LocalProposal, ...]]:
+    def _local_cache(self) -> dict[tuple[Any, ...], LocalTables]:
         return {}
 
-    def local_proposals(self, options: tuple[Any, ...] = (None, None, None)
-                        ) -> tuple[LocalProposal, ...]:
+    def local_proposals(self, options: tuple[Any, ...] = (None, None, None)) -> LocalTables:
         """Match tables for selection, built once per option set (see
         ``proposal_match.local_options``)."""
         cached = self._local_cache.get(options)
         if cached is None:
-            from .proposal_match import LocalProposal, local_transforms
+            from .proposal_match import LocalProposal, LocalTables, local_transforms
 
             proto = self.protocol_id
-            cached = tuple(LocalProposal.build(local_transforms(p, proto, *options), proto)
-                           for p in self.proposals)
+            cached = LocalTables.build(tuple(
+                LocalProposal.build(local_transforms(p, proto, *options), proto)
+                for p in self.proposals))
             self._local_cache[options] = cached
         return cached
 
@@ -170,17 +171,26 @@ def _to_proposal(raw: Raw) -> Proposal:
                     tuple(by.get(INTEG, ())), tuple(by.get(KE, ())), tuple(by.get(SN, ())),
                     tuple(addke))
 
+
 def parse_proposals(protocol: str, text: str | None, *, ike_version: int = 2,
                     pfs: bool = True, fips: bool = False) -> ProposalSet:
     """Parse an ``ike=``/``esp=``/``ah=`` value (``None``: Libreswan's defaults).
 
     ``pfs`` is the connection's PFS policy: when false, KE algorithms on
     esp=/ah= are dropped with Libreswan's "ignoring ..." warning.  Raises
-    ``ProposalError`` with Libreswan's message.
+    ``ProposalError`` with Libreswan's message.  Results are immutable and
+    cached, so connections with the same line share one ``ProposalSet`` (and
+    its precomputed selection tables).
     """
     name = protocol.upper()
     if name not in ("IKE", "ESP", "AH"):
         raise ValueError(f"unknown proposal protocol {protocol!r}")
+    return _parse_cached(name, text, ike_version, pfs, fips)
+
+
+@lru_cache(maxsize=512)
+def _parse_cached(name: str, text: str | None, ike_version: int, pfs: bool,
+                  fips: bool) -> ProposalSet:
     parser = Parser(name, ike_version, pfs, fips)
     defaulted = text is None
     if text is None:
@@ -192,6 +202,7 @@ def parse_proposals(protocol: str, text: str | None, *, ike_version: int = 2,
     parser.pfs_vs_ke_check()
     return ProposalSet(name, tuple(_to_proposal(r) for r in parser.proposals), ike_version,
                        defaulted, tuple(parser.logs))
+
 
 # ------------------------------------------------------------------ algparse
 
