@@ -29,31 +29,43 @@ VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 GUEST_SCRIPT = r"""
 set -u
 R=$LAB_RESULTS
-step() { name=$1; shift; "$@" > "$R/$name.out" 2>&1; echo $? > "$R/$name.rc"; }
+up() { cut -d' ' -f1 /proc/uptime; }
+step() {  # step NAME CMD...: output, status and guest uptime at the end go to $R
+    name=$1; shift
+    "$@" > "$R/$name.out" 2>&1; echo $? > "$R/$name.rc"
+    echo "$name $(up)" >> "$R/timings"
+}
+echo "start $(up)" > "$R/timings"
 
+# Each process start costs a lot under emulation, so one `ip -batch` per namespace.
+A=192.0.2.1 B=192.0.2.2
+K1=0x0102030405060708090a0b0c0d0e0f1011121314  # 128-bit AES key + 32-bit salt
+K2=0x2122232425262728292a2b2c2d2e2f3031323334
+SA_AB="src $A dst $B proto esp spi 0x1000 reqid 1 mode transport aead rfc4106(gcm(aes)) $K1 128"
+SA_BA="src $B dst $A proto esp spi 0x2000 reqid 2 mode transport aead rfc4106(gcm(aes)) $K2 128"
 setup() (  # a subshell, so that set -e ends with it
     set -e
     ip netns add a
     ip netns add b
     ip link add va netns a type veth peer name vb netns b
-    ip -n a addr add 192.0.2.1/24 dev va
-    ip -n b addr add 192.0.2.2/24 dev vb
-    for ns in a b; do ip -n $ns link set lo up; done
-    ip -n a link set va up
-    ip -n b link set vb up
-    A=192.0.2.1 B=192.0.2.2
-    K1=0x0102030405060708090a0b0c0d0e0f1011121314  # 128-bit AES key + 32-bit salt
-    K2=0x2122232425262728292a2b2c2d2e2f3031323334
-    for ns in a b; do
-        ip -n $ns xfrm state add src $A dst $B proto esp spi 0x1000 reqid 1 mode transport \
-            aead 'rfc4106(gcm(aes))' $K1 128
-        ip -n $ns xfrm state add src $B dst $A proto esp spi 0x2000 reqid 2 mode transport \
-            aead 'rfc4106(gcm(aes))' $K2 128
-    done
-    ip -n a xfrm policy add src $A dst $B dir out tmpl proto esp reqid 1 mode transport
-    ip -n a xfrm policy add src $B dst $A dir in tmpl proto esp reqid 2 mode transport
-    ip -n b xfrm policy add src $B dst $A dir out tmpl proto esp reqid 2 mode transport
-    ip -n b xfrm policy add src $A dst $B dir in tmpl proto esp reqid 1 mode transport
+    ip -n a -batch - <<EOF
+link set lo up
+addr add $A/24 dev va
+link set va up
+xfrm state add $SA_AB
+xfrm state add $SA_BA
+xfrm policy add src $A dst $B dir out tmpl proto esp reqid 1 mode transport
+xfrm policy add src $B dst $A dir in tmpl proto esp reqid 2 mode transport
+EOF
+    ip -n b -batch - <<EOF
+link set lo up
+addr add $B/24 dev vb
+link set vb up
+xfrm state add $SA_AB
+xfrm state add $SA_BA
+xfrm policy add src $B dst $A dir out tmpl proto esp reqid 2 mode transport
+xfrm policy add src $A dst $B dir in tmpl proto esp reqid 1 mode transport
+EOF
 )
 
 step setup setup
@@ -65,7 +77,7 @@ ip netns exec a timeout 120 tcpdump -Z root -n -U -i va -c 4 -w "$R/esp.pcap" es
 TCPDUMP=$!
 for i in $(seq 60); do grep -q listening "$R/tcpdump.err" && break; sleep 0.5; done
 
-step ping ip netns exec a ping -c 3 -W 5 192.0.2.2
+step ping ip netns exec a ping -c 3 -W 5 $B
 step xfrm_a ip -n a -s xfrm state
 step xfrm_b ip -n b -s xfrm state
 wait $TCPDUMP; echo $? > "$R/tcpdump.rc"
@@ -122,7 +134,9 @@ def test_timing(lab: LabRun, capsys: pytest.CaptureFixture[str]) -> None:
     with capsys.disabled():
         print(
             f"\n[qemu lab] shell after {r.boot_seconds:.1f} s, total {r.total_seconds:.1f} s; "
-            f"modules: {' '.join(f'{m}={s}' for m, s in r.modules.items())}"
+            f"modules: {' '.join(f'{m}={s}' for m, s in r.modules.items())}\n"
+            f"[qemu lab] guest uptime after each step: "
+            + (lab.results / "timings").read_text().replace("\n", "; ")
         )
     assert 0 < r.boot_seconds <= r.total_seconds
     assert r.modules["esp4"] in ("loaded", "builtin")
