@@ -72,7 +72,8 @@ class TestSa:
         spec = SaSpec("192.1.2.45", "192.1.2.23", 0xCAFE0001, "esp", "tunnel", 16389,
                       encr=EncrAlg("rfc4106(gcm(aes))", bytes(range(36)), 128),
                       replay_window=128, esn=True, encap=Encap(sport=4500, dport=1234),
-                      mark=Mark(0x10, 0xFF), if_id=7, direction="outbound", tfcpad=1500,
+                      mark=Mark(0x10, 0xFF), if_id=7, set_mark=Mark(7, 0xFFFF),
+                      direction="outbound", tfcpad=1500,
                       lifetime=Lifetime(soft_bytes=1 << 62, hard_bytes=1 << 63), seq=9)
         back, msg = roundtrip_sa(spec)
         b = msg["body"]
@@ -291,6 +292,9 @@ class FakeSocket:
     def fileno(self) -> int:
         return -1
 
+    def getsockname(self) -> tuple[int, int]:
+        return (0, 0)
+
     def close(self) -> None:
         pass
 
@@ -316,8 +320,8 @@ def test_channel_reads_the_ack_without_waiting() -> None:
     ch = _Channel(sock, timeout=1)  # type: ignore[arg-type]
 
     async def main() -> tuple:
-        ok = await ch.request(b"x" * 16, 101)
-        bad = await ch.request(b"y" * 16, 102)
+        ok = await ch.request(bytearray(16), 101)
+        bad = await ch.request(bytearray(16), 102)
         return ok, bad
 
     ok, bad = asyncio.run(main())
@@ -334,7 +338,7 @@ def test_channel_times_out_cleanly() -> None:
     left.setblocking(False)
     ch = _Channel(left, timeout=0.05)
     try:
-        pending = asyncio.run(ch.request(b"z" * 16, 7))
+        pending = asyncio.run(ch.request(bytearray(16), 7))
         assert pending.error == errno.ETIMEDOUT
     finally:
         ch.close()

@@ -121,6 +121,7 @@ class Selector:
     proto: int = 0
     sport: int = 0
     dport: int = 0
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
 
     def __init__(
         self, src: NetworkLike, dst: NetworkLike, proto: int = 0, sport: int = 0, dport: int = 0
@@ -138,6 +139,11 @@ class Selector:
         object.__setattr__(self, "proto", proto)
         object.__setattr__(self, "sport", sport)
         object.__setattr__(self, "dport", dport)
+        # selectors key the policy tables: hash once (ipaddress hashing is slow)
+        object.__setattr__(self, "_hash", hash((s, d, proto, sport, dport)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @classmethod
     def from_protoport(
@@ -293,7 +299,8 @@ class SaSpec:
     mark: Mark | None = None
     selector: Selector | None = None  # transport mode only (Libreswan sets none for tunnels)
     direction: SaDirection = "inbound"
-    if_id: int | None = None
+    if_id: int | None = None  # XFRM interface id (ipsec-interface=)
+    set_mark: Mark | None = None  # mark put on packets the SA outputs (Libreswan: the if_id)
     tfcpad: int = 0  # ESP tunnel mode only; ignored otherwise, as Libreswan does
     encap_dscp: bool = False  # copy DSCP to the outer header (encap-dscp=)
     decap_dscp: bool = False  # copy DSCP from the outer header (decap-dscp=)
@@ -580,9 +587,9 @@ def spd_priority(local: NetworkLike, remote: NetworkLike, *, local_port: int = 0
     The value packs, from most to least significant: base (2 bits: 1 static connection,
     2 opportunistic, 3 opportunistic with authby=null), wildcard ports (2 bits: one per end
     with port 0), wildcard protocol (1 bit), 128 - local prefix length (8 bits),
-    128 - remote prefix length (8 bits), and 1 when the connection is a template rather than an
-    instance.  So a narrower or more specific policy gets a smaller number and wins, and an
-    instance beats its template.  ``priority=`` in ipsec.conf (``override``) replaces it all.
+    128 - remote prefix length (8 bits), and 1 unless the connection is an instance (of a
+    template or an OE group).  So a narrower or more specific policy gets a smaller number and
+    wins, and an instance beats its template.  ``priority=`` in ipsec.conf (``override``) replaces it all.
     E.g. a static /24 <-> /24 template: 1757393; an OE /32 instance with authby=null: 3850432.
     """
     if override:
@@ -749,8 +756,8 @@ class Kernel(abc.ABC):
     # -- SAs
     @abc.abstractmethod
     async def allocate_spi(self, src: AddressLike, dst: AddressLike, proto: Proto = "esp",
-                           reqid: int = 0, min: int | None = None,
-                           max: int | None = None) -> int:
+                           reqid: int = 0, min: int | None = None, max: int | None = None,
+                           *, mark: Mark | None = None) -> int:
         """Reserve an inbound SPI (XFRM_MSG_ALLOCSPI) for an SA from ``src`` to ``dst`` (us).
 
         The kernel holds a larval SA for it until :meth:`update_sa` fills it in, or until

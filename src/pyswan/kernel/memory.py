@@ -14,14 +14,13 @@ run out.  Events are delivered synchronously from the call that causes them.
 
 from __future__ import annotations
 
-import copy
 import errno
 import ipaddress
 import random
 import socket
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .base import (
     AcquireEvent,
@@ -67,10 +66,19 @@ class MemorySa:
 
 @dataclass(slots=True)
 class MemoryPolicy:
-    spec: PolicySpec  # with its index
+    given: PolicySpec  # as the caller gave it
+    index: int
     add_time: int
     order: int  # insertion order: the tie-break among equal priorities
     soft_expired: bool = False
+    _spec: PolicySpec | None = None
+
+    @property
+    def spec(self) -> PolicySpec:
+        """The policy with the index the kernel gave it (made when first asked for)."""
+        if self._spec is None:
+            self._spec = replace(self.given, index=self.index)
+        return self._spec
 
 
 @dataclass(slots=True)
@@ -244,19 +252,19 @@ class MemoryKernel(Kernel):
                                   mtype)
 
     def _next_index(self, direction: str) -> int:
+        # xfrm_gen_index(): a counter stepping by 8 with the direction in the low bits (it
+        # only comes back round after 2^29 policies, so no collision check)
         while True:
-            idx = self._idx_generator | _DIR_NUM[direction]
+            idx = (self._idx_generator | _DIR_NUM[direction]) & 0xFFFFFFFF
             self._idx_generator += 8
-            if idx and all(p.spec.index != idx for p in self._policies.values()):
+            if idx:
                 return idx
 
     def _insert(self, spec: PolicySpec, old: MemoryPolicy | None) -> int:
-        index = old.spec.index if old is not None else self._next_index(spec.direction)
+        index = old.index if old is not None else self._next_index(spec.direction)
         self._order += 1
         key = policy_key(spec.selector, spec.direction, spec.mark, spec.if_id)
-        stored = copy.copy(spec)  # the caller's spec, with the index the kernel gave it
-        object.__setattr__(stored, "index", index)
-        self._policies[key] = MemoryPolicy(stored, self._now(), self._order)
+        self._policies[key] = MemoryPolicy(spec, index, self._now(), self._order)
         self._own_policy(spec)
         return index
 

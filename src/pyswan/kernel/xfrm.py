@@ -14,17 +14,19 @@ the ACQUIRE/EXPIRE/POLEXPIRE multicast events, with the same attribute choices:
 * Policies: byte/packet lifetimes infinite, ``aalgos/ealgos/calgos`` all ones in templates,
   template family from the tunnel end points (so 4in6 works), marks as ``XFRMA_MARK``.
 
-Plumbing (measured on this 2-vCPU machine, see ``benchmarks/bench_kernel.py``): messages are
-pyroute2 ``nlmsg``/``nla`` classes (:mod:`pyswan.kernel.xfrm_structs`) with ``struct``-packed
-C structs.  The socket is a plain ``AF_NETLINK`` socket (opened inside a named namespace with
-pyroute2's ``netns.create_socket``) driven from the asyncio loop by this module rather than by
-pyroute2's ``AsyncNetlinkSocket``, whose request machinery costs ~170 µs per request
-(python-stack.md §2.3): the kernel handles an XFRM request synchronously inside ``send()``, so
-the answer is normally already queued when ``send()`` returns and is read at once without a
-loop round trip; when it is not (a busy kernel, a long dump), the request waits on an asyncio
-future fed by a reader callback, replies matched by sequence number.  A Child SA (2 SAs + 3
-policies) thus costs tens of µs of system time and ~100 µs of Python, against ~1.5 ms through
-``AsyncNetlinkSocket``.
+Plumbing (see ``benchmarks/bench_kernel.py``): messages are pyroute2 ``nlmsg``/``nla``
+classes (:mod:`pyswan.kernel.xfrm_structs`) with ``struct``-packed C structs.  The socket is a
+plain ``AF_NETLINK`` socket (opened inside a named namespace with pyroute2's
+``netns.create_socket``) driven from the asyncio loop by this module rather than by pyroute2's
+``AsyncNetlinkSocket``, whose request machinery alone costs ~170 µs per request
+(python-stack.md §2.3).  The kernel handles an XFRM request synchronously inside ``send()``,
+so the answer is normally queued by the time ``send()`` returns and is read at once, without a
+loop round trip; when it is not, the request waits on a future that a loop reader feeds,
+answers matched by sequence number and our port id.  The same socket listens to the policy
+notification group, so that the index of a policy we install arrives with the ACK instead of
+costing a GETPOLICY.  Measured here (2 vCPU, busy): a kernel round trip is ~5 µs, a policy
+install ~45-90 µs in all and an SA message ~30-45 µs to encode; nearly all of the Python cost
+is pyroute2's message objects, the price of building on them.
 """
 
 from __future__ import annotations
@@ -189,6 +191,9 @@ def encode_sa(spec: SaSpec, mtype: int, seq: int, *, sa_dir: bool,
     attrs.extend(_mark_attr(spec.mark))
     if spec.if_id is not None:
         attrs.append(("XFRMA_IF_ID", xs.pack_u32(spec.if_id)))
+    if spec.set_mark is not None:
+        attrs.append(("XFRMA_SET_MARK", xs.pack_u32(spec.set_mark.value)))
+        attrs.append(("XFRMA_SET_MARK_MASK", xs.pack_u32(spec.set_mark.mask)))
     if sa_dir:
         attrs.append(("XFRMA_SA_DIR", bytes((xs.XFRM_SA_DIR_OUT if outbound
                                              else xs.XFRM_SA_DIR_IN,))))
@@ -316,6 +321,8 @@ def sa_from_message(msg: xs.xfrm_msg) -> tuple[SaSpec, SaCounters]:
         oa = _from16(e.oa, family)
         encap = Encap(e.type, e.sport, e.dport, None if int(oa) == 0 else oa)
     if_id = msg.attr(xs.XFRMA_IF_ID)
+    set_mark = msg.attr(xs.XFRMA_SET_MARK)
+    set_mask = msg.attr(xs.XFRMA_SET_MARK_MASK)
     tfc = msg.attr(xs.XFRMA_TFCPAD)
     sa_dir = msg.attr(xs.XFRMA_SA_DIR)
     extra = msg.attr(xs.XFRMA_SA_EXTRA_FLAGS)
@@ -336,13 +343,20 @@ def sa_from_message(msg: xs.xfrm_msg) -> tuple[SaSpec, SaCounters]:
         selector=_selector_from(b, "sel_") if b.mode != xs.XFRM_MODE_TUNNEL else None,
         direction="outbound" if outbound else "inbound",
         if_id=xs.unpack_u32(if_id) if if_id else None,
+        set_mark=Mark(xs.unpack_u32(set_mark),
+                      xs.unpack_u32(set_mask) if set_mask else 0xFFFFFFFF) if set_mark else None,
         tfcpad=xs.unpack_u32(tfc) if tfc else 0,
         encap_dscp=outbound and not extra_flags & xs.XFRM_SA_XFLAG_DONT_ENCAP_DSCP,
         decap_dscp=bool(b.flags & xs.XFRM_STATE_DECAP_DSCP),
         nopmtudisc=bool(b.flags & xs.XFRM_STATE_NOPMTUDISC), seq=b.seq)
+    return spec, counters_from_message(msg)
+
+
+def counters_from_message(msg: xs.xfrm_msg) -> SaCounters:
+    b = msg["body"]
     lastused = msg.attr(xs.XFRMA_LASTUSED)
     use_time = xs.unpack_u64(lastused) if lastused else b.cur_use_time
-    return spec, SaCounters(b.cur_bytes, b.cur_packets, b.cur_add_time, use_time)
+    return SaCounters(b.cur_bytes, b.cur_packets, b.cur_add_time, use_time)
 
 
 def policy_from_message(msg: xs.xfrm_msg, prefix: str = "") -> PolicySpec | None:
@@ -415,6 +429,7 @@ def event_from_message(msg: xs.xfrm_msg) -> AcquireEvent | ExpireEvent | PolicyE
 @dataclass(slots=True)
 class _Pending:
     dump: bool
+    ack: bool  # finished by the ACK (NLMSG_ERROR), not by the first reply message
     parts: list[bytes] = field(default_factory=list)
     error: int = 0
     ext_ack: str = ""
@@ -427,6 +442,8 @@ class _Channel:
 
     def __init__(self, sock: socket.socket, timeout: float) -> None:
         self.sock = sock
+        name = sock.getsockname()
+        self.port = name[0] if isinstance(name, tuple) else 0  # netlink port id: replies carry it
         self.timeout = timeout
         self._pending: dict[int, _Pending] = {}
         self._seq = random.randrange(1, 1 << 30)
@@ -437,9 +454,12 @@ class _Channel:
         self._seq = (self._seq + 1) & 0xFFFFFFFF or 1
         return self._seq
 
-    async def request(self, data: bytes | bytearray, seq: int, *,
-                      dump: bool = False) -> _Pending:
-        pending = _Pending(dump)
+    async def request(self, data: bytearray, seq: int, *, dump: bool = False) -> _Pending:
+        # Sign the request with our port id: the kernel copies it into the notifications the
+        # request causes, which is how we recognise ours among everyone's.
+        xs.set_message_pid(data, self.port)
+        flags = xs.message_flags(data)
+        pending = _Pending(dump, bool(flags & xs.NLM_F_ACK) and not dump)
         self._pending[seq] = pending
         try:
             try:
@@ -452,7 +472,7 @@ class _Channel:
             if not pending.done:
                 loop = asyncio.get_running_loop()
                 pending.future = loop.create_future()
-                self._watch(loop)
+                self.watch(loop)
                 try:
                     await asyncio.wait_for(pending.future, self.timeout)
                 except TimeoutError:
@@ -460,10 +480,10 @@ class _Channel:
             return pending
         finally:
             self._pending.pop(seq, None)
-            if not self._pending:
-                self._unwatch()
 
-    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
+    def watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Read the socket whenever it has data (slow answers, and other processes' policy
+        notifications, which would otherwise pile up until the socket overflows)."""
         if not self._reading:
             loop.add_reader(self.sock.fileno(), self.drain)
             self._loop, self._reading = loop, True
@@ -474,13 +494,18 @@ class _Channel:
             self._reading = False
 
     def drain(self) -> None:
-        """Read every queued reply and hand each to its request."""
+        """Read every queued message and hand replies to their requests."""
         while True:
             try:
                 data = self.sock.recv(1 << 17)
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as e:  # ENOBUFS: replies lost; fail whatever is waiting
+            except OSError as e:
+                if e.errno == errno.ENOBUFS:
+                    # notifications overflowed the socket; replies may still be queued (if one
+                    # was lost, its request times out)
+                    log.debug("xfrm netlink socket overrun")
+                    continue
                 log.warning("xfrm netlink socket: %s", e)
                 for p in self._pending.values():
                     self._finish(p, e.errno or errno.EIO)
@@ -490,10 +515,10 @@ class _Channel:
             self._dispatch(data)
 
     def _dispatch(self, data: bytes) -> None:
-        for offset, length, mtype, flags, seq in xs.split(data):
+        for offset, length, mtype, flags, seq, pid in xs.split(data):
             pending = self._pending.get(seq)
-            if pending is None or pending.done:
-                continue  # an answer to a request that timed out
+            if pending is None or pending.done or pid != self.port:
+                continue  # someone else's notification, or the answer to a timed-out request
             if mtype == xs.NLMSG_ERROR:
                 err = xs.NlmsgerrBody.st.unpack_from(data, offset + 16)[0]
                 if err:
@@ -504,7 +529,7 @@ class _Channel:
                 self._finish(pending, 0)
             else:
                 pending.parts.append(data[offset:offset + length])
-                if not (pending.dump or flags & xs.NLM_F_MULTI):
+                if not (pending.dump or pending.ack or flags & xs.NLM_F_MULTI):
                     self._finish(pending, 0)
 
     @staticmethod
@@ -574,22 +599,30 @@ class XfrmKernel(Kernel):
         if self._req is not None:
             return
         self._loop = asyncio.get_running_loop()
-        sock = open_xfrm_socket(self.netns)
+        # The request socket also listens to policy notifications: the kernel stamps the one
+        # our own NEW/UPDPOLICY causes with our port and sequence number and queues it before
+        # the ACK, which gives the policy's index without a GETPOLICY round trip.
+        where = f" in network namespace {self.netns}" if self.netns else ""
+        try:
+            sock = open_xfrm_socket(self.netns, 1 << (xs.XFRMNLGRP_POLICY - 1))
+        except OSError as e:
+            raise KernelError("open", f"XFRM netlink socket{where}", e.errno or 0) from e
         for opt in (xs.NETLINK_CAP_ACK, xs.NETLINK_EXT_ACK):
             try:
                 sock.setsockopt(xs.SOL_NETLINK, opt, 1)
             except OSError:  # old kernels: errors just come without the text
                 pass
         self._req = _Channel(sock, self._timeout)
+        self._req.watch(self._loop)
         if self._events_wanted:
             # POLEXPIRE is multicast on the EXPIRE group too
             groups = (1 << (xs.XFRMNLGRP_ACQUIRE - 1)) | (1 << (xs.XFRMNLGRP_EXPIRE - 1))
             try:
                 self._events = open_xfrm_socket(self.netns, groups)
-            except OSError:
+            except OSError as e:
                 self._req.close()
                 self._req = None
-                raise
+                raise KernelError("open", f"XFRM event socket{where}", e.errno or 0) from e
             self._loop.add_reader(self._events.fileno(), self._read_events)
 
     async def close(self) -> None:
@@ -607,7 +640,7 @@ class XfrmKernel(Kernel):
             raise RuntimeError("XfrmKernel used before start()")
         return self._req
 
-    async def _call(self, data: bytes | bytearray, seq: int, operation: str,
+    async def _call(self, data: bytearray, seq: int, operation: str,
                     subject: Callable[[], str], mtype: int, *, dump: bool = False,
                     ok_errors: Iterable[int] = ()) -> _Pending:
         """One request; ``subject`` names the object for the error message (only called when
@@ -635,9 +668,11 @@ class XfrmKernel(Kernel):
                 if e.errno == errno.ENOBUFS:  # overrun: some events were lost
                     log.warning("xfrm events: kernel dropped messages (%s)", e)
                     continue
-                log.error("xfrm events socket failed: %s", e)
+                log.error("xfrm events socket failed, no more ACQUIRE/EXPIRE: %s", e)
+                if self._loop is not None:
+                    self._loop.remove_reader(self._events.fileno())
                 return
-            for offset, _length, mtype, _flags, _seq in xs.split(data):
+            for offset, _length, mtype, _flags, _seq, _pid in xs.split(data):
                 if mtype not in (xs.XFRM_MSG_ACQUIRE, xs.XFRM_MSG_EXPIRE,
                                  xs.XFRM_MSG_POLEXPIRE):
                     continue
@@ -668,6 +703,7 @@ class XfrmKernel(Kernel):
         ch = self._channel()
         seq = ch.next_seq()
         data = encode_allocspi(s, d, proto, reqid, lo, hi, mark, seq, sa_dir=self.sa_dir)
+
         def subject() -> str:
             return f"{proto.upper()} SPI for {s}->{d} (reqid {reqid})"
 
@@ -708,30 +744,39 @@ class XfrmKernel(Kernel):
     async def get_sa(self, dst: AddressLike, spi: int, proto: Proto = "esp",
                      mark: Mark | None = None) -> tuple[SaSpec, SaCounters]:
         """The SA as installed, with its counters (XFRM_MSG_GETSA)."""
-        d = _addr(dst)
+        return sa_from_message(await self._get_sa_message(_addr(dst), spi, proto, mark))
+
+    async def _get_sa_message(self, d: IPAddress, spi: int, proto: Proto,
+                              mark: Mark | None) -> xs.xfrm_msg:
         ch = self._channel()
         seq = ch.next_seq()
         data = encode_sa_id(xs.XFRM_MSG_GETSA, d, spi, proto, mark, seq)
+
         def subject() -> str:
             return describe_sa(proto, spi, None, d)
 
         pending = await self._call(data, seq, "get SA", subject, xs.XFRM_MSG_GETSA)
         if not pending.parts:
             raise KernelError("get SA", subject(), errno.EPROTO, "empty reply", "XFRM_MSG_GETSA")
-        return sa_from_message(xs.parse(pending.parts[0]))
+        return xs.parse(pending.parts[0])
 
     async def get_sa_counters(self, dst: AddressLike, spi: int, proto: Proto = "esp",
                               mark: Mark | None = None) -> SaCounters:
-        return (await self.get_sa(dst, spi, proto, mark))[1]
+        msg = await self._get_sa_message(_addr(dst), spi, proto, mark)
+        return counters_from_message(msg)
 
     # -- policies
     async def _put_policy(self, spec: PolicySpec, mtype: int, operation: str) -> int:
         ch = self._channel()
         seq = ch.next_seq()
         data = encode_policy(spec, mtype, seq)
-        await self._call(data, seq, operation, spec.describe, mtype)
+        pending = await self._call(data, seq, operation, spec.describe, mtype)
         self._own_policy(spec)
-        # The ACK carries no index; ask for it (cheap, and pluto logs/uses it for ACQUIREs).
+        for part in pending.parts:  # our own notification (see start())
+            if xs.message_type(part) in (xs.XFRM_MSG_NEWPOLICY, xs.XFRM_MSG_UPDPOLICY) and (
+                    len(part) >= 16 + xs.UserpolicyInfo.size):
+                return xs.userpolicy_index(part)
+        # notification lost (socket overrun): ask
         return await self._policy_index(spec)
 
     async def _policy_index(self, spec: PolicySpec) -> int:

@@ -16,8 +16,8 @@ How pyroute2 is used, and why not more of it
   alignment, type numbers); each attribute class packs its own payload with a ``Struct``.
 * The netlink header is written by an ``encode()`` override that keeps pyroute2's NLA chain
   and skips its per-field header loop (half of the remaining cost).
-With that, a policy with one template encodes in ~13 µs and an SA with keys in ~20 µs (see
-``benchmarks/bench_kernel.py``), against ~5 µs for hand-packed bytes.
+With that, a policy with one template encodes in ~15-35 µs and an SA with keys in ~25-45 µs on
+this (busy) machine (``benchmarks/bench_kernel.py``), against a few µs for hand-packed bytes.
 """
 
 from __future__ import annotations
@@ -453,15 +453,23 @@ def userpolicy_index(data: bytes | bytearray, offset: int = 0) -> int:
     return int(_U32.unpack_from(data, offset + _INDEX_AT)[0])
 
 
-def split(data: bytes | bytearray) -> list[tuple[int, int, int, int, int]]:
-    """(offset, length, type, flags, seq) of each message in a datagram."""
+def set_message_pid(data: bytearray, pid: int, offset: int = 0) -> None:
+    _U32.pack_into(data, offset + 12, pid)
+
+
+def message_flags(data: bytes | bytearray, offset: int = 0) -> int:
+    return int(_NLHDR.unpack_from(data, offset)[2])
+
+
+def split(data: bytes | bytearray) -> list[tuple[int, int, int, int, int, int]]:
+    """(offset, length, type, flags, seq, pid) of each message in a datagram."""
     out = []
     offset, end = 0, len(data)
     while offset + 16 <= end:
-        length, mtype, flags, seq, _pid = _NLHDR.unpack_from(data, offset)
+        length, mtype, flags, seq, pid = _NLHDR.unpack_from(data, offset)
         if length < 16 or offset + length > end:
             break
-        out.append((offset, length, mtype, flags, seq))
+        out.append((offset, length, mtype, flags, seq, pid))
         offset += (length + 3) & ~3
     return out
 
