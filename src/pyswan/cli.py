@@ -75,6 +75,7 @@ Lists:        listall, listpubkeys, listcerts, listcacerts, listcrls, checkpubke
 Control:      start, stop, restart, listen, unlisten, rereadsecrets, rereadall,
               fetchcrls, purgeocsp, shutdown, checkconfig
 Programs:     pluto, whack, auto, addconn
+Keys:         import FILE.p12, newhostkey, showhostkey
 Other:        version, help, demo (two local daemons bring up an IKEv2 tunnel)
 Global options: --rundir DIR, --ctlsocket FILE, --config FILE, --asynchronous,
                 --remote-host IP, --dry-run|-n, --utc
@@ -209,7 +210,7 @@ class IpsecGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({"pluto", "whack", "auto", "addconn", "restart", "checkconfig",
-                       "version", "help", "demo", *WHACK_SHORTCUTS, *ADD_SHORTCUTS})
+                       "version", "help", "demo", "import", "newhostkey", "showhostkey", *WHACK_SHORTCUTS, *ADD_SHORTCUTS})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in self.list_commands(ctx):
@@ -261,6 +262,12 @@ def dispatch(env: Env, name: str, args: list[str]) -> int:
         return _restart(env, args)
     if name == "checkconfig":
         return _checkconfig(env, args)
+    if name in ("import", "newhostkey", "showhostkey"):
+        from .auto import importcmd
+
+        fn = {"import": importcmd.main, "newhostkey": importcmd.newhostkey_main,
+              "showhostkey": importcmd.showhostkey_main}[name]
+        return fn(args)
     if name == "demo":
         from .demo import main as demo_main
 

@@ -297,8 +297,7 @@ async def cmd_rereadsecrets(p: Any, req: Request, w: WhackSession) -> None:
 
 @command("rereadcerts")
 async def cmd_rereadcerts(p: Any, req: Request, w: WhackSession) -> None:
-    if p.engine is not None and hasattr(p.engine, "reload_certs"):
-        p.engine.reload_certs(w)
+    p.load_certs(w)
 
 
 @command("rereadall")

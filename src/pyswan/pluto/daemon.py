@@ -36,6 +36,7 @@ class Pluto:
         self.listening = False
         self.kernel: Any = None
         self.secrets: Any = None
+        self.certstore: Any = None
         self.secrets_files: list[str] = []
         self.pubkeys: list[Any] = []
         self.impairments: dict[str, int] = {}
@@ -76,6 +77,7 @@ class Pluto:
             self.log.error(f'FATAL ERROR: cannot create control socket "{self.opts.ctl_path}": {e.strerror}')
             return 1
         self.load_secrets(None)
+        self.load_certs(None)
         loop.add_signal_handler(signal.SIGTERM, self.request_shutdown)
         loop.add_signal_handler(signal.SIGINT, self.request_shutdown)
         loop.add_signal_handler(signal.SIGHUP, self._sighup)
@@ -148,6 +150,20 @@ class Pluto:
         from .secretsglue import reload_secrets
 
         return reload_secrets(self, w)
+
+    def load_certs(self, w: WhackSession | None) -> None:
+        """(Re)load the certificate and key store under --ipsecdir."""
+        from .certstore import CertStore
+
+        store = CertStore(self.opts.ipsecdir)
+        try:
+            warnings = store.load()
+        except OSError as e:
+            self.log.log(f'cannot read certificate store "{self.opts.ipsecdir}": {e.strerror}', w)
+            return
+        for warning in warnings:
+            self.log.log(warning, w)
+        self.certstore = store
 
     # -- connections -----------------------------------------------------------------
     def local_addresses(self) -> set:

@@ -577,7 +577,7 @@ def cmd_listpubkeys(p: Any, req: Request) -> list[str]:
 
 def cmd_listcerts(p: Any, req: Request) -> list[str]:
     out = _list_header("List of X.509 End Certificates:")
-    store = getattr(p.engine, "certstore", None) if p.engine else None
+    store = p.certstore
     if store is not None:
         out.extend(store.list_lines("end", utc="utc" in req.flags))
     return out
@@ -585,7 +585,7 @@ def cmd_listcerts(p: Any, req: Request) -> list[str]:
 
 def cmd_listcacerts(p: Any, req: Request) -> list[str]:
     out = _list_header("List of X.509 CA Certificates:")
-    store = getattr(p.engine, "certstore", None) if p.engine else None
+    store = p.certstore
     if store is not None:
         out.extend(store.list_lines("ca", utc="utc" in req.flags))
     return out
@@ -593,7 +593,7 @@ def cmd_listcacerts(p: Any, req: Request) -> list[str]:
 
 def cmd_listcrls(p: Any, req: Request) -> list[str]:
     out = _list_header("List of CRLs:")
-    store = getattr(p.engine, "certstore", None) if p.engine else None
+    store = p.certstore
     if store is not None:
         out.extend(store.list_lines("crl", utc="utc" in req.flags))
     return out
