@@ -9,7 +9,7 @@ from typing import Any
 
 from ..whack import rc
 from ..whack.protocol import Request
-from . import routing, status
+from . import routing, status, traffic
 from .connections import Connection
 from .control import WhackSession
 from .debugopts import OptionError, apply_debug, debug_help, parse_impair
@@ -321,8 +321,13 @@ async def cmd_clearstats(p: Any, req: Request, w: WhackSession) -> None:
 
 
 # -- status family ----------------------------------------------------------------------
-def _status_command(fn: Callable[[Any, Request], list[str]]) -> Handler:
+TRAFFIC_COMMANDS = {"status", "trafficstatus", "showstates", "briefconnectionstatus"}
+
+
+def _status_command(name: str, fn: Callable[[Any, Request], list[str]]) -> Handler:
     async def handler(p: Any, req: Request, w: WhackSession) -> None:
+        if name in TRAFFIC_COMMANDS:
+            await traffic.refresh(p)
         for line in fn(p, req):
             w.send(rc.RC_COMMENT, line)
 
@@ -330,4 +335,4 @@ def _status_command(fn: Callable[[Any, Request], list[str]]) -> Handler:
 
 
 for _name, _fn in status.STATUS.items():
-    COMMANDS[_name] = _status_command(_fn)
+    COMMANDS[_name] = _status_command(_name, _fn)
