@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import run
+from pyswan_testlib import run
 
 CONF = """\
 config setup
@@ -115,3 +115,48 @@ def test_pluto_config_adds_auto_add_conns(pluto_factory, tmp_path):
             break
     assert out.startswith('"tunnel": 10.1.0.0/24===127.0.0.1[@west]')
     assert '"far"' not in out and '"base"' not in out
+
+
+AUTO_CONF = """\
+conn %default
+\tauthby=secret
+\tleftid=@west
+\trightid=@east
+\tleft={west}
+\tright={east}
+\tike=aes_gcm256-sha2_256;dh31
+\tesp=aes_gcm256
+
+conn od
+\tleftsubnet=10.1.0.0/24
+\trightsubnet=10.2.0.0/24
+\tauto=ondemand
+
+conn st
+\tleftsubnet=10.1.1.0/24
+\trightsubnet=10.2.1.0/24
+\tauto={auto}
+"""
+
+
+def test_pluto_config_routes_ondemand_and_starts_up_conns(pluto_factory, tmp_path):
+    secrets = '@west @east : PSK "auto-start test secret"\n'
+    east_conf = tmp_path / "east.conf"
+    east_conf.write_text(AUTO_CONF.format(west="127.0.0.1", east="127.0.0.2", auto="add"))
+    east = pluto_factory("east", addr="127.0.0.2", secrets=secrets, extra=["--config", str(east_conf)])
+    east.start()
+    west_conf = tmp_path / "west.conf"
+    west_conf.write_text(AUTO_CONF.format(west="127.0.0.1", east="127.0.0.2", auto="start"))
+    west = pluto_factory("west", addr="127.0.0.1", ikeport=east.ikeport, secrets=secrets,
+                         extra=["--config", str(west_conf)])
+    west.start()
+    traffic = ""
+    for _ in range(200):
+        traffic = west.whack("--trafficstatus").out
+        if '"st"' in traffic:
+            break
+    assert '#2: "st", type=ESP' in traffic, west.logtext()
+    conns = west.whack("--connectionstatus").lines
+    assert any(line.startswith('"od": 10.1.0.0/24===') and "routed-ondemand" in line for line in conns)
+    assert any(line.startswith('"st": 10.1.1.0/24===') and "routed-tunnel" in line for line in conns)
+    assert "+UP+" in "\n".join(line for line in conns if line.startswith('"st":   policy:'))

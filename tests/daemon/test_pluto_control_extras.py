@@ -6,7 +6,7 @@ import os
 import socket
 import subprocess
 
-from conftest import run
+from pyswan_testlib import run
 
 
 def test_notify_socket_gets_ready_and_stopping(pluto_factory, tmp_path):

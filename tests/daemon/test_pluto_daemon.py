@@ -9,8 +9,8 @@ import stat
 import subprocess
 import threading
 
-from conftest import run
 from pyswan.whack.protocol import HEADER, MAGIC, VERSION
+from pyswan_testlib import run
 
 
 def test_nofork_prints_initialized_and_writes_pid(pluto):
@@ -108,7 +108,7 @@ def test_garbled_requests_get_rc_error_and_daemon_keeps_serving(pluto):
 
 def test_200_concurrent_whacks_all_answered(pluto):
     procs = [
-        subprocess.Popen([str(__import__("conftest").BIN / "whack"), "--ctlsocket", pluto.ctl,
+        subprocess.Popen([str(__import__("pyswan_testlib").BIN / "whack"), "--ctlsocket", pluto.ctl,
                           "--briefstatus"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(200)
     ]

@@ -343,12 +343,15 @@ def test_sk_and_skf_against_scapy() -> None:
     )
 
 
+SCAPY_PARSED_NOTIFIES = {16406, 16407, 16408, 16409}  # REDIRECT_SUPPORTED ... REDIRECT_REPLY
 addresses_v4 = st.integers(0, 2**32 - 1).map(lambda n: ip_address(n))
 notifies = st.builds(
     Notify,
     protocol=st.sampled_from([0, 1, 3]),
     spi=st.sampled_from([b"", b"\x01\x02\x03\x04"]),
-    type=st.integers(1, 65535),
+    # scapy parses the data of a few notify types itself (REDIRECT, REDIRECTED_FROM ...):
+    # compare opaque-data types only
+    type=st.integers(1, 65535).filter(lambda t: t not in SCAPY_PARSED_NOTIFIES),
     data=st.binary(max_size=40),
 )
 selectors = st.builds(

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from conftest import BIN, Pluto, run
+from pyswan_testlib import BIN, Pluto, run
 
 pytestmark = pytest.mark.root
 

@@ -174,10 +174,10 @@ async def cmd_deletestate(p: Any, req: Request, w: WhackSession) -> None:
     if st is None:
         w.send(rc.RC_UNKNOWN_NAME, f"no state #{serial} to delete")
         return
-    p.log.log(f'{st.conn.prefix} #{serial}: deleting state ({st.story}) and sending notification', w)
     if p.engine is not None:
         await p.engine.delete_state(st, w)
     else:
+        p.log.log(f"{st.conn.prefix} #{serial}: deleting state ({st.story})", w)
         p.states.remove(st)
 
 

@@ -95,6 +95,8 @@ class ConnectionDB:
     def __init__(self) -> None:
         self._by_name: dict[str, Connection] = {}
         self._serial = 0
+        #: bumped on every add/remove so that caches (the IKE glue's policies) can tell
+        self.generation = 0
 
     def __iter__(self) -> Iterator[Connection]:
         return iter(list(self._by_name.values()))
@@ -118,9 +120,11 @@ class ConnectionDB:
 
     def add(self, conn: Connection) -> None:
         self._by_name[conn.name] = conn
+        self.generation += 1
 
     def remove(self, conn: Connection) -> None:
         self._by_name.pop(conn.name, None)
+        self.generation += 1
 
     def sorted(self) -> list[Connection]:
         """Status order: by name, then by instance."""

@@ -68,6 +68,9 @@ class Pluto:
         self.log.log(f"Starting Pluto ({VERSION_STRING}) pid:{os.getpid()}")
         self.kernel = await self._open_kernel()
         from . import routing
+        from .ikeglue import IkeGlue
+
+        self.engine = IkeGlue(self)
 
         self.kernel.add_event_handler(lambda ev: routing.on_kernel_event(self, ev))
         self.control = ControlServer(self.opts.ctl_path, self.handle, self.log.log)

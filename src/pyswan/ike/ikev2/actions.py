@@ -80,6 +80,24 @@ class PolicySwitched:
 
 
 @dataclass(slots=True)
+class EndpointsChanged:
+    """The SA now talks from ``local`` to ``remote`` (NAT traversal moved it to the NAT-T
+    port, or the peer's NAT mapping changed)."""
+
+    serial: int
+    local: Endpoint
+    remote: Endpoint
+
+
+@dataclass(slots=True)
+class ParentChanged:
+    """A Child SA now belongs to another IKE SA (the peer rekeyed the IKE SA)."""
+
+    serial: int
+    parent: int
+
+
+@dataclass(slots=True)
 class IkeEstablished:
     serial: int
     peer_id: str  # Libreswan's display of the authenticated peer ID
@@ -167,4 +185,5 @@ class InitiateDone:
 
 
 Action = (Send | SetTimer | Log | SaCreated | StateChanged | PolicySwitched | IkeEstablished
-          | InstallChild | ChildEstablished | RemoveChild | SaDeleted | InitiateDone)
+          | InstallChild | ChildEstablished | RemoveChild | SaDeleted | InitiateDone
+          | EndpointsChanged | ParentChanged)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from struct import Struct
 from typing import Any, Protocol
 
@@ -134,8 +135,7 @@ class Selector:
 
     def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
         """The CIDR this range is, or None when it is not a single prefix."""
-        nets = list(ipaddress.summarize_address_range(self.start, self.end))
-        return nets[0] if len(nets) == 1 else None
+        return _network(self.start, self.end)
 
     def contains(self, other: Selector) -> bool:
         return (self.start.version == other.start.version
@@ -156,12 +156,26 @@ class Selector:
 
     def __str__(self) -> str:
         """Libreswan's selector text: ``10.1.0.0/24`` (plus ``/proto/port`` when set)."""
-        net = self.network()
-        text = str(net) if net is not None else f"{self.start}-{self.end}"
-        if self.protocol or (self.start_port, self.end_port) != (0, 0xFFFF):
-            port = self.start_port if self.start_port == self.end_port else 0
-            text += f"/{self.protocol}/{port}"
-        return text
+        return _selector_text(self)
+
+
+@lru_cache(maxsize=4096)
+def _network(start: IPAddress, end: IPAddress
+             ) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    if start > end:
+        return None
+    nets = list(ipaddress.summarize_address_range(start, end))  # type: ignore[type-var]
+    return nets[0] if len(nets) == 1 else None
+
+
+@lru_cache(maxsize=4096)
+def _selector_text(sel: Selector) -> str:
+    net = sel.network()
+    text = str(net) if net is not None else f"{sel.start}-{sel.end}"
+    if sel.protocol or (sel.start_port, sel.end_port) != (0, 0xFFFF):
+        port = sel.start_port if sel.start_port == sel.end_port else 0
+        text += f"/{sel.protocol}/{port}"
+    return text
 
 
 @dataclass(eq=False, slots=True)
@@ -199,6 +213,10 @@ class Policy:
     rekey_fuzz: int = 100
     replay_window: int = 128
     dpd: str = "passive"
+    dpd_delay: float = 0.0  # dpddelay=: liveness probe interval (0: passive)
+    local_nat_port: int = 4500  # where IKE moves when a NAT is detected (RFC 7296 2.23)
+    remote_nat_port: int = 4500
+    encapsulation: str = "auto"  # yes: always UDP-encapsulate ESP (and float to NAT ports)
     # derived once, used on every initiation (see prepare())
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -209,6 +227,23 @@ class Policy:
     @property
     def is_template(self) -> bool:
         return self.remote_addr is None
+
+
+_SHARED: dict[tuple[str, int], tuple[Any, dict[str, Any]]] = {}
+
+
+def shared_cache(kind: str, proposals: Any) -> dict[str, Any]:
+    """A cache attached to a parsed proposal set rather than to one connection: many
+    connections share the same ``ike=``/``esp=`` (the glue hands them the same object), so
+    what is derived from the proposals alone (encoded SA payloads, selection results) is
+    computed once for all of them."""
+    key = (kind, id(proposals))
+    got = _SHARED.get(key)
+    if got is None or got[0] is not proposals:
+        if len(_SHARED) > 1024:
+            _SHARED.clear()
+        got = _SHARED[key] = (proposals, {})
+    return got[1]
 
 
 class Credentials(Protocol):

@@ -33,6 +33,7 @@ class Outstanding:
     timeout: float
     retransmits: int = 0
     context: Any = None
+    next_at: float = 0.0  # when the RETRANSMIT timer fires next
 
 
 @dataclass(eq=False, slots=True)
@@ -51,6 +52,7 @@ class ChildSa:
     mode: str = "tunnel"
     installed: bool = False
     established: bool = False
+    timers: dict[str, float] = field(default_factory=dict)  # event -> deadline
 
     @property
     def ike_serial(self) -> int:
@@ -90,6 +92,7 @@ class IkeSa:
     # IKE_AUTH
     peer_id: Identity | None = None
     established: bool = False
+    ike_keys: Any = None  # kdf.IkeKeys (kept for debugging tools such as tshark tables)
     # message IDs (window size 1 each way)
     next_request_id: int = 0  # ours
     expected_request_id: int = 0  # the peer's
@@ -101,8 +104,11 @@ class IkeSa:
     first_child: ChildSa | None = None  # the Child SA negotiated by IKE_AUTH
     awaiting_install: Any = None  # continuation while the kernel installs a Child SA
     initiated: bool = False  # started by Engine.initiate (someone awaits InitiateDone)
-    dying: bool = False
-    timers: set[str] = field(default_factory=set)
+    deleting: bool = False  # our delete request is out (``--down``)
+    predecessor: int = 0  # the IKE SA this one replaces
+    successor: int = 0  # the IKE SA replacing this one, while it is being negotiated
+    dying: bool = False  # torn down
+    timers: dict[str, float] = field(default_factory=dict)  # event -> deadline
 
     @property
     def our_spi(self) -> bytes:

@@ -82,13 +82,14 @@ class Transition:
 
     def describe(self) -> str:
         kind = "response" if self.response else "request"
-        need = ",".join(payload_name(p) for p in self.required) or "-"
+        names = [payload_name(p) for p in self.required if not (self.notify and p == P.N)]
+        if self.notify:
+            names.append(f"N({notify_name(self.notify)})")
+        need = ",".join(names) or "-"
         if self.encrypted:
             need = f"SK{{{need}}}"
-        if self.notify:
-            need += f" N({notify_name(self.notify)})"
-        return (f"{self.src.name:<20} {exchange_name(self.exchange):<14} {kind:<8} "
-                f"{need:<28} -> {self.dst.name:<20} {self.processor}: {self.story}")
+        return (f"{self.src.name:<19} {exchange_name(self.exchange):<15} {kind:<8} "
+                f"{need:<22} -> {self.dst.name:<19} {self.processor}: {self.story}")
 
 
 T = Transition
@@ -114,6 +115,10 @@ TRANSITIONS: tuple[Transition, ...] = (
       ESTABLISHED_IKE_SA, "Initiator: process IKE_AUTH response"),
     T(IKE_AUTH_I, X.IKE_AUTH, True, (), "ike_auth.process_failure_response",
       ZOMBIE, "Initiator: process IKE_AUTH failure response"),
+    # CREATE_CHILD_SA (responder: new Child SA, rekey Child SA, rekey IKE SA)
+    T(ESTABLISHED_IKE_SA, X.CREATE_CHILD_SA, False, (P.SA, P.Ni),
+      "create_child_sa.process_request", ESTABLISHED_IKE_SA,
+      "Respond to CREATE_CHILD_SA (new or rekeyed Child SA, rekeyed IKE SA)"),
     # INFORMATIONAL
     T(ESTABLISHED_IKE_SA, X.INFORMATIONAL, False, (), "informational.process_request",
       ESTABLISHED_IKE_SA, "Informational Request (liveness, delete, notify)"),

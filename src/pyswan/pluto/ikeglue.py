@@ -1,0 +1,1091 @@
+"""The IKE glue: pluto's sockets, timers, kernel, state table and whack, around the
+sans-IO IKEv2 engine (``pyswan.ike.ikev2``).
+
+It holds no protocol logic.  It turns connections into engine policies (rebuilt only when
+the connection database changes), hands datagrams to the engine, and carries out the
+actions the engine returns: sending through the right interface, arming ``loop.call_at``
+timers, installing and removing Child SAs through ``pluto.kernel``, keeping
+``pluto.states`` and the connections' ``newest_*``/``routing`` in step, and relaying log
+lines to the whack that started the negotiation.
+
+Actions are carried out in order.  Those that need the kernel (async) run in one worker
+task; while it is busy, later action batches queue behind it so the order is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import time
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+from ..ike.constants import IdType
+from ..ike.ikev2 import (
+    RC_DEBUG,
+    ChildEstablished,
+    ChildSaKeys,
+    EndpointsChanged,
+    Engine,
+    Identity,
+    IkeEstablished,
+    InitiateDone,
+    InstallChild,
+    Log,
+    ParentChanged,
+    Policy,
+    PolicyIndex,
+    PolicySwitched,
+    RemoveChild,
+    SaCreated,
+    SaDeleted,
+    Selector,
+    Send,
+    SetTimer,
+    StateChanged,
+)
+from ..ike.proposals import ProposalError, parse_proposals
+from ..kernel.base import (
+    AuthAlg,
+    Encap,
+    EncrAlg,
+    KernelError,
+    SaSpec,
+    ipsec_policies,
+    reqid_for,
+    spd_priority,
+)
+from ..kernel.base import Selector as KSelector
+from ..whack import rc
+from .state import State
+from .updown import run_updown
+
+_KERNEL_ACTIONS = frozenset({InstallChild, RemoveChild})
+_ID_KIND = {1: IdType.IPV4_ADDR, 2: IdType.FQDN, 3: IdType.RFC822_ADDR,
+            5: IdType.IPV6_ADDR, 9: IdType.DER_ASN1_DN, 11: IdType.KEY_ID, 13: IdType.NULL}
+_REQID_BASE = 16384  # automatic reqids start above IPSEC_MANUAL_REQID_MAX, 4 per connection
+
+
+class PolicyError(ValueError):
+    """A connection the engine cannot use (its ``str()`` is the log line)."""
+
+
+class _Credentials:
+    """PSKs from pluto's ipsec.secrets, indexed so that a lookup does not scan every
+    entry: only entries naming one of the two IDs (or none, or %any) are scored, by
+    ``Secrets.find`` itself, so Libreswan's precedence is kept exactly."""
+
+    def __init__(self, pluto: Any) -> None:
+        self.p = pluto
+        self._secrets: Any = None
+        self._by_id: dict[str, list[Any]] = {}
+        self._wild: list[Any] = []
+        self._order: dict[int, int] = {}
+        self._cache: dict[tuple, bytes | None] = {}
+        self._pairs: dict[tuple, Any] = {}  # (exact key, exact key) -> first entry naming both
+
+    def _reindex(self, secrets: Any) -> None:
+        from ..auto.secrets import _is_any
+
+        self._secrets = secrets
+        self._by_id, self._wild, self._order, self._cache = {}, [], {}, {}
+        self._pairs = {}
+        for n, entry in enumerate(getattr(secrets, "entries", ())):
+            if entry.kind != "PSK":
+                continue
+            self._order[id(entry)] = n
+            if not entry.ids or any(_is_any(i) for i in entry.ids):
+                self._wild.append(entry)
+            for i in entry.ids:
+                self._by_id.setdefault(_norm(i), []).append(entry)
+            # an entry naming both IDs scores highest of all (secrets.find): the first such
+            # entry wins, so it can be looked up directly when the IDs compare exactly
+            if any(_is_any(i) for i in entry.ids):
+                continue
+            keys = [_exact(i) for i in entry.ids]
+            for a in keys:
+                for b in keys:
+                    if a is not None and b is not None and a != b:
+                        self._pairs.setdefault((a, b), entry)
+
+    def psk(self, local: Identity, remote: Identity | None) -> bytes | None:
+        secrets = self.p.secrets
+        if secrets is None:
+            return None
+        if secrets is not self._secrets:
+            self._reindex(secrets)
+        key = (local.key, remote.key if remote is not None else None)
+        if key in self._cache:
+            return self._cache[key]
+        fast = self._pairs.get((_exact_identity(local), _exact_identity(remote))) \
+            if remote is not None else None
+        if fast is not None:
+            value = fast.secret.reveal()
+            self._cache[key] = value
+            return value
+        from ..auto.secrets import Secrets
+
+        lid = _to_id(local)
+        rid = _to_id(remote) if remote is not None else None
+        found: dict[int, Any] = {id(e): e for e in self._wild}
+        for i in (lid, rid):
+            if i is not None:
+                for e in self._by_id.get(_norm(i), ()):
+                    found[id(e)] = e
+        subset = sorted(found.values(), key=lambda e: self._order[id(e)])
+        proxy = type("_Subset", (), {"entries": subset})()
+        entry = Secrets.find(proxy, "PSK", lid, rid)  # type: ignore[arg-type]
+        value = entry.secret.reveal() if entry is not None else None
+        self._cache[key] = value
+        return value
+
+
+def _exact(i: Any) -> tuple | None:
+    """A key that is equal exactly when secrets' same_id() says the IDs match (for the
+    kinds where that is simple), else None."""
+    if i.kind in (2, 3):  # FQDN, USER_FQDN: case-insensitive, trailing dot ignored
+        return (i.kind, str(i.name).lower().rstrip("."))
+    if i.kind in (1, 5) and i.addr is not None and i.dns_name is None:
+        return (i.kind, i.addr.packed)
+    return None
+
+
+def _exact_identity(identity: Identity) -> tuple | None:
+    kind = identity.id_type
+    if kind in (IdType.FQDN, IdType.RFC822_ADDR):
+        return (int(kind), identity.data.decode(errors="replace").lower().rstrip("."))
+    if kind in (IdType.IPV4_ADDR, IdType.IPV6_ADDR):
+        return (int(kind), identity.data)
+    return None
+
+
+def _norm(i: Any) -> str:
+    """A loose key for an ID (same_id never matches IDs with different keys)."""
+    name = i.dns_name or (str(i.addr) if i.addr is not None else str(i.name))
+    return name.lower().rstrip(".")
+
+
+_IDS: dict[tuple[int, bytes], Any] = {}
+
+
+def _to_id(identity: Identity) -> Any:
+    got = _IDS.get(identity.key)
+    if got is None:
+        if len(_IDS) > 4096:
+            _IDS.clear()
+        got = _IDS[identity.key] = _make_id(identity)
+    return got
+
+
+def _make_id(identity: Identity) -> Any:
+    from ..auto.values import ID, parse_id
+
+    if identity.id_type in (IdType.IPV4_ADDR, IdType.IPV6_ADDR):
+        return parse_id(identity.text)
+    if identity.id_type == IdType.FQDN:
+        return ID(2, identity.text, identity.data.decode(errors="replace"))
+    if identity.id_type == IdType.RFC822_ADDR:
+        return ID(3, identity.text, identity.data.decode(errors="replace"))
+    if identity.id_type == IdType.KEY_ID:
+        return ID(11, identity.text, identity.data)
+    return ID(identity.id_type, identity.text, identity.text)
+
+
+class _LongTimers:
+    """Timers far in the future (SA lifetimes: hours away) kept in one-second buckets with
+    one event-loop timer per bucket, so that a burst of new SAs does not create thousands
+    of asyncio timer handles that are almost never due."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fire: Any) -> None:
+        self.loop, self.fire = loop, fire
+        self.buckets: dict[int, dict[tuple[int, str], float]] = {}
+        self.handles: dict[int, asyncio.TimerHandle] = {}
+        self.where: dict[tuple[int, str], int] = {}
+
+    def add(self, key: tuple[int, str], at: float) -> None:
+        self.cancel(key)
+        slot = int(at) + 1  # never early: the engine ignores callbacks before the deadline
+        bucket = self.buckets.get(slot)
+        if bucket is None:
+            bucket = self.buckets[slot] = {}
+            self.handles[slot] = self.loop.call_at(slot, self._run, slot)
+        bucket[key] = at
+        self.where[key] = slot
+
+    def cancel(self, key: tuple[int, str]) -> None:
+        slot = self.where.pop(key, None)
+        if slot is None:
+            return
+        bucket = self.buckets.get(slot)
+        if bucket is not None:
+            bucket.pop(key, None)
+            if not bucket:
+                del self.buckets[slot]
+                self.handles.pop(slot).cancel()
+
+    def _run(self, slot: int) -> None:
+        self.handles.pop(slot, None)
+        for key in list(self.buckets.pop(slot, {})):
+            self.where.pop(key, None)
+            self.fire(*key)
+
+    def clear(self) -> None:
+        for handle in self.handles.values():
+            handle.cancel()
+        self.buckets.clear()
+        self.handles.clear()
+        self.where.clear()
+
+
+_LONG = 60.0  # seconds: timers further away than this go to _LongTimers
+
+
+class IkeGlue:
+    def __init__(self, pluto: Any) -> None:
+        self.p = pluto
+        self.loop = asyncio.get_running_loop()
+        self.index = PolicyIndex()
+        self.engine = Engine(self.index, _Credentials(pluto), serials=pluto.states.next_serial)
+        self._fingerprint: tuple = ()
+        self._policies: dict[int, tuple[Any, Policy]] = {}  # id(conn) -> (conn, policy)
+        self._proposals: dict[tuple, Any] = {}
+        self._timers: dict[tuple[int, str], asyncio.TimerHandle] = {}
+        self._long = _LongTimers(self.loop, self._fire)
+        self._whack: dict[int, Any] = {}  # IKE SA serial -> WhackSession
+        self._waiters: dict[int, list[asyncio.Future]] = {}  # serial -> futures for its end
+        self._done: dict[int, asyncio.Future] = {}  # IKE serial -> InitiateDone
+        self._queue: deque[list[Any]] = deque()
+        self._worker: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._ifaces: dict[tuple, Any] = {}
+        self._iface_list: list[Any] | None = None
+        self._addrs: dict[str, Any] = {}
+        self._reqids: dict[int, int] = {}
+        self._next_reqid = _REQID_BASE
+        self._policy_users: dict[tuple, int] = {}  # installed kernel policy -> children
+        self._specs: dict[tuple, tuple[Any, list[Any]]] = {}  # kernel policies per selectors
+        self._housekeeper = self.loop.call_later(1.0, self._housekeep)
+        self._handlers = {
+            Send: self._send, Log: self._log, SetTimer: self._set_timer,
+            StateChanged: self._state_changed, SaCreated: self._created,
+            IkeEstablished: self._ike_up, ChildEstablished: self._child_up,
+            SaDeleted: self._deleted, InitiateDone: self._initiate_done,
+            PolicySwitched: self._switched, EndpointsChanged: self._moved,
+            ParentChanged: self._reparented,
+        }
+
+    # ------------------------------------------------------------------ policies
+
+    def _sync(self) -> None:
+        """Rebuild the engine's policy index when the connection database changed."""
+        conns = self.p.conns
+        # ConnectionDB bumps its serial on every add; a "generation" attribute, if the
+        # database grows one, also counts removals and replacements
+        fp = (getattr(conns, "generation", None), getattr(conns, "_serial", 0), len(conns),
+              self.p.listening, len(self.p.interfaces))
+        if fp == self._fingerprint:
+            return
+        self._fingerprint = fp
+        old = self._policies
+        self._policies = {}
+        self.index.clear()
+        for conn in conns.all_with_instances():
+            if not conn.oriented or conn.config.ike_version != 2 or \
+                    conn.config.never_negotiate:
+                continue
+            kept = old.get(id(conn))
+            policy = kept[1] if kept is not None and kept[0] is conn else None
+            if policy is None:
+                try:
+                    policy = self._build_policy(conn)
+                except PolicyError as e:
+                    self.p.log.log(f"{conn.prefix}: {e}")
+                    continue
+            self._policies[id(conn)] = (conn, policy)
+            self.index.add(policy)
+
+    def policy_for(self, conn: Any) -> Policy:
+        self._sync()
+        got = self._policies.get(id(conn))
+        if got is None or got[0] is not conn:
+            return self._build_policy(conn)
+        return got[1]
+
+    def _proposal(self, kind: str, text: str | None, pfs: bool) -> Any:
+        key = (kind, text, pfs)
+        got = self._proposals.get(key)
+        if got is None:
+            try:
+                got = parse_proposals(kind, text, pfs=pfs)
+            except ProposalError as e:
+                raise PolicyError(f"{kind}={text}: {e}") from None
+            self._proposals[key] = got
+        return got
+
+    def _build_policy(self, conn: Any) -> Policy:
+        cfg = conn.config
+        this, that = conn.this, conn.that
+        if this.host_addr is None:
+            raise PolicyError("cannot negotiate: local address unknown")
+        default_port = self.p.opts.ikeport
+        local_id = _identity(this.id, this.host_addr, this.id_from_host)
+        remote_id = None
+        if that.id is not None and that.id.kind not in (0, -3) and not (
+                that.id_from_host and that.host_addr is None):
+            remote_id = _identity(that.id, that.host_addr, that.id_from_host)
+        esp_text = cfg.esp if cfg.esp is not None else cfg.phase2alg
+        if cfg.phase2 == "ah":
+            raise PolicyError("phase2=ah is not supported by the IKEv2 engine yet")
+        return Policy(
+            name=conn.name, handle=conn, local_addr=this.host_addr,
+            remote_addr=that.host_addr, local_port=this.ikeport or default_port,
+            remote_port=that.ikeport or default_port, local_id=local_id, remote_id=remote_id,
+            ike=self._proposal("ike", cfg.ike, True),
+            esp=self._proposal("esp", esp_text, cfg.pfs),
+            local_auth=_authby(this, cfg), remote_auth=_authby(that, cfg),
+            local_ts=_selectors(this), remote_ts=_selectors(that),
+            mode="transport" if cfg.type == "transport" else "tunnel",
+            narrowing=cfg.narrowing, esn=cfg.esn, pfs=cfg.pfs,
+            fragmentation=cfg.fragmentation != "no", initial_contact=cfg.initial_contact,
+            retransmit_interval=cfg.retransmit_interval / 1000.0,
+            retransmit_timeout=cfg.retransmit_timeout, ike_lifetime=cfg.ikelifetime,
+            ipsec_lifetime=cfg.ipsec_lifetime, rekey=cfg.rekey, rekey_margin=cfg.rekeymargin,
+            rekey_fuzz=cfg.rekeyfuzz, replay_window=cfg.replay_window,
+            dpd="active" if cfg.dpddelay else "passive", dpd_delay=cfg.dpddelay,
+            local_nat_port=self.p.opts.natikeport, remote_nat_port=self.p.opts.natikeport,
+            encapsulation=cfg.encapsulation)
+
+    # ------------------------------------------------------------------ input
+
+    def _ip(self, text: str) -> Any:
+        addr = self._addrs.get(text)
+        if addr is None:
+            addr = self._addrs[text] = ipaddress.ip_address(text.split("%")[0])
+        return addr
+
+    def receive(self, iface: Any, data: bytes, addr: tuple) -> None:
+        try:
+            self._sync()
+            # whack --ddos-busy: answer IKE_SA_INIT with a COOKIE first (RFC 7296 2.6)
+            self.engine.config.require_cookies = self.p.ddos_mode == "busy"
+            actions = self.engine.receive(data, (iface.addr, iface.port),
+                                          (self._ip(addr[0]), addr[1]), self.loop.time())
+            if actions:
+                self._apply(actions)
+        except Exception as e:  # noqa: BLE001 - never let a datagram take the loop down
+            self.p.log.log(f"EXPECTATION FAILED: datagram from {addr[0]}:{addr[1]}: {e!r}")
+
+    def _fire(self, serial: int, event: str) -> None:
+        self._timers.pop((serial, event), None)
+        try:
+            if event == "RETRANSMIT":
+                # the answer may be sitting unread in a socket buffer (asyncio reads one
+                # datagram per readiness event while due timers all run): read first, so a
+                # busy daemon does not retransmit what the peer has already answered
+                self._read_pending()
+            st = self.p.states.get(serial)
+            if st is not None:
+                st.events.pop(event, None)
+            self._apply(self.engine.timer(serial, event, self.loop.time()))
+        except Exception as e:  # noqa: BLE001 - a timer must not take the loop down
+            self.p.log.log(f"EXPECTATION FAILED: #{serial} {event} timer: {e!r}")
+
+    def _read_pending(self, limit: int = 64) -> None:
+        for iface in list(self.p.interfaces):
+            transport = iface.transport
+            # the raw socket: get_extra_info("socket") is a wrapper without recvfrom()
+            sock = getattr(transport, "_sock", None)
+            if sock is None or transport.is_closing():
+                continue
+            protocol = transport.get_protocol()
+            for _ in range(limit):
+                try:
+                    data, addr = sock.recvfrom(65536)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:
+                    break
+                protocol.datagram_received(data, addr)
+
+    # ------------------------------------------------------------------ carrying out actions
+
+    def _apply(self, actions: list[Any]) -> None:
+        if self._queue or not self._idle.is_set():
+            self._queue.append(actions)
+            if self._idle.is_set():  # a worker died with work left: start another
+                self._idle.clear()
+                self._worker = self.loop.create_task(self._work())
+            return
+        kernel = _KERNEL_ACTIONS
+        handlers = self._handlers
+        for i, a in enumerate(actions):
+            kind = type(a)
+            if kind in kernel:
+                self._queue.append(actions[i:])
+                self._idle.clear()
+                self._worker = self.loop.create_task(self._work())
+                return
+            handlers[kind](a)
+
+    async def _work(self) -> None:
+        try:
+            while self._queue:
+                batch = self._queue.popleft()
+                for i, a in enumerate(batch):
+                    if isinstance(a, InstallChild):
+                        try:
+                            more = await self._install(a)
+                        except Exception as e:  # noqa: BLE001 - report, keep going
+                            self.p.log.log(f"EXPECTATION FAILED: installing #{a.serial}: {e!r}")
+                            more = self.engine.child_installed(a.serial, repr(e),
+                                                               self.loop.time())
+                        rest = batch[i + 1:]
+                        if more:
+                            self._queue.appendleft(more)
+                        if rest:
+                            self._queue.appendleft(rest)
+                        break
+                    if isinstance(a, RemoveChild):
+                        try:
+                            await self._remove(a)
+                        except Exception as e:  # noqa: BLE001 - report, keep going
+                            self.p.log.log(f"EXPECTATION FAILED: removing #{a.serial}: {e!r}")
+                    else:
+                        try:
+                            self._do(a)
+                        except Exception as e:  # noqa: BLE001 - keep the queue going
+                            self.p.log.log(f"EXPECTATION FAILED: {type(a).__name__}: {e!r}")
+        finally:
+            self._idle.set()
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait until every queued action (kernel work included) has been carried out."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    def _do(self, a: Any) -> None:
+        self._handlers[type(a)](a)
+
+    def _state_changed(self, a: StateChanged) -> None:
+        st = self.p.states.get(a.serial)
+        if st is not None:
+            st.name, st.story, st.category = a.state.name, a.state.story, a.state.category
+
+    def _initiate_done(self, a: InitiateDone) -> None:
+        fut = self._done.pop(a.serial, None)
+        if fut is not None and not fut.done():
+            fut.set_result(a)
+
+    def _reparented(self, a: ParentChanged) -> None:
+        st = self.p.states.get(a.serial)
+        if st is not None:
+            st.parent = a.parent
+
+    def _moved(self, a: EndpointsChanged) -> None:
+        for st in [self.p.states.get(a.serial), *self._children(a.serial)]:
+            if st is not None:
+                st.local, st.peer = a.local, a.remote
+
+    def _children(self, serial: int) -> list[State]:
+        ike = self.p.states.get(serial)
+        return self.p.states.children_of(ike) if ike is not None else []
+
+    def _switched(self, a: PolicySwitched) -> None:
+        st = self.p.states.get(a.serial)
+        if st is not None:
+            st.conn = a.policy.handle
+
+    def _iface(self, local: tuple) -> Any:
+        if self._iface_list is not self.p.interfaces or len(self._ifaces) != len(
+                self.p.interfaces):
+            self._iface_list = self.p.interfaces
+            self._ifaces = {(i.addr, i.port): i for i in self.p.interfaces}
+        return self._ifaces.get(local)
+
+    def _send(self, a: Send) -> None:
+        iface = self._iface(a.local)
+        if iface is None:
+            self.p.log.debug(f"no interface {a.local[0]}:{a.local[1]} to send from")
+            return
+        self.p.stats["total.ike.traffic.out"] += len(a.data)
+        iface.sendto(a.data, (str(a.remote[0]), a.remote[1]))
+
+    def _whack_for(self, serial: int) -> Any:
+        w = self._whack.get(serial)
+        if w is None:
+            st = self.p.states.get(serial)
+            if st is not None and st.parent:
+                w = self._whack.get(st.parent)
+        return w
+
+    def _log(self, a: Log) -> None:
+        log = self.p.log
+        if a.rc == RC_DEBUG:
+            if log.dbg:
+                log.debug(self._prefixed(a.serial, a.text))
+            return
+        log.log(self._prefixed(a.serial, a.text), self._whack_for(a.serial) if a.serial else None,
+                a.rc)
+
+    def _prefixed(self, serial: int, text: str) -> str:
+        if not serial:
+            return text
+        st = self.p.states.get(serial)
+        if st is None:
+            return f"#{serial}: {text}"
+        return f"{st.conn.prefix} #{serial}: {text}"
+
+    def _set_timer(self, a: SetTimer) -> None:
+        key = (a.serial, a.event)
+        old = self._timers.pop(key, None)
+        if old is not None:
+            old.cancel()
+        else:
+            self._long.cancel(key)
+        st = self.p.states.get(a.serial)
+        if a.at is None:
+            if st is not None:
+                st.events.pop(a.event, None)
+            return
+        if a.at - self.loop.time() > _LONG:
+            self._long.add(key, a.at)
+        else:
+            self._timers[key] = self.loop.call_at(a.at, self._fire, a.serial, a.event)
+        if st is not None:
+            st.events[a.event] = a.at
+
+    def _created(self, a: SaCreated) -> None:
+        st = State(a.serial, a.policy.handle, a.kind, name=a.state.name, story=a.state.story,
+                   category=a.state.category, peer=a.remote, local=a.local, parent=a.parent)
+        if a.kind == "child":
+            parent = self.p.states.get(a.parent)
+            if parent is not None:
+                st.peer_id = parent.peer_id
+        self.p.states.add(st)
+
+    def _ike_up(self, a: IkeEstablished) -> None:
+        st = self.p.states.get(a.serial)
+        if st is None:
+            return
+        st.authenticated = True
+        st.peer_id = a.peer_id
+        st.algorithms = a.algorithms
+        st.conn.newest_ike = a.serial
+        self.p.stats["total.ike.ikev2.established"] += 1
+
+    def _child_up(self, a: ChildEstablished) -> None:
+        st = self.p.states.get(a.serial)
+        if st is None:
+            return
+        k = a.keys
+        parent = self.p.states.get(a.ike_serial)
+        st.peer_id = parent.peer_id if parent is not None else st.peer_id
+        st.authenticated = True
+        st.spi_in, st.spi_out, st.mode = k.spi_in, k.spi_out, k.mode
+        st.algorithms = k.algorithms
+        st.add_time = time.time()
+        conn = st.conn
+        conn.newest_child = a.serial
+        conn.routing = "routed-tunnel"
+        stats = self.p.stats
+        stats["total.ipsec.type.all"] += 1
+        stats["total.ipsec.type.esp"] += 1
+        if k.esn:
+            stats["total.ipsec.type.esn"] += 1
+        stats["total.ipsec.type.encap" if k.encap else "total.ipsec.type.non_encap"] += 1
+
+    def _deleted(self, a: SaDeleted) -> None:
+        st = self.p.states.get(a.serial)
+        for event in ("RETRANSMIT", "DISCARD", "REKEY", "REPLACE", "EXPIRE", "LIVENESS"):
+            handle = self._timers.pop((a.serial, event), None)
+            if handle is not None:
+                handle.cancel()
+            else:
+                self._long.cancel((a.serial, event))
+        if st is not None:
+            self.p.states.remove(st)
+            conn = st.conn
+            if a.kind == "ike":
+                if conn.newest_ike == a.serial:
+                    conn.newest_ike = 0
+                outcome = "completed" if a.established else "failed"
+                self.p.stats[f"total.ike.ikev2.{outcome}"] += 1
+            elif conn.newest_child == a.serial:
+                conn.newest_child = 0
+                if conn.routing == "routed-tunnel" and not self._children_up(conn):
+                    conn.routing = ("routed-ondemand" if getattr(conn, "trap_policies", None)
+                                    else "unrouted")
+        self._whack.pop(a.serial, None)
+        for fut in self._waiters.pop(a.serial, ()):
+            if not fut.done():
+                fut.set_result(a)
+        done = self._done.pop(a.serial, None)
+        if done is not None and not done.done():
+            done.set_result(InitiateDone(a.serial, False))
+
+    def _children_up(self, conn: Any) -> bool:
+        return any(s.kind == "child" and s.established for s in self.p.states_of(conn))
+
+    # ------------------------------------------------------------------ kernel
+
+    def _reqid(self, conn: Any) -> int:
+        """The connection's reqid: the one its trap policies use (routing.conn_reqid)."""
+        got = self._reqids.get(id(conn))
+        if got is None:
+            try:
+                from .routing import conn_reqid
+
+                got = conn_reqid(conn)
+            except ImportError:  # pragma: no cover - routing is part of pluto
+                got = getattr(conn.config, "reqid", None) or self._next_reqid
+                self._next_reqid += 4
+            self._reqids[id(conn)] = got
+        return got
+
+    def _sa_specs(self, st: State, k: ChildSaKeys) -> tuple[SaSpec, SaSpec]:
+        reqid = reqid_for("esp", self._reqid(st.conn))
+        local, remote = k.local[0], k.remote[0]
+        encap_in = Encap(sport=k.remote[1], dport=k.local[1]) if k.encap else None
+        encap_out = Encap(sport=k.local[1], dport=k.remote[1]) if k.encap else None
+        def algs(key: bytes, ikey: bytes) -> tuple[EncrAlg, AuthAlg | None]:
+            encr = EncrAlg(k.encr_name, key, k.icv_bits)
+            auth = AuthAlg(k.integ_name, ikey, k.trunc_bits) if k.integ_name else None
+            return encr, auth
+        e_in, a_in = algs(k.encr_key_in, k.integ_key_in)
+        e_out, a_out = algs(k.encr_key_out, k.integ_key_out)
+        mode = "transport" if k.mode == "transport" else "tunnel"
+        sel_out = _kernel_selectors(k.local_ts, k.remote_ts)[0] if mode == "transport" else None
+        inbound = SaSpec(remote, local, k.spi_in, "esp", mode, reqid, e_in, a_in,  # type: ignore[arg-type]
+                         replay_window=k.replay_window, esn=k.esn, encap=encap_in,
+                         selector=sel_out.reversed() if sel_out else None, direction="inbound")
+        outbound = SaSpec(local, remote, k.spi_out, "esp", mode, reqid, e_out, a_out,  # type: ignore[arg-type]
+                          replay_window=k.replay_window, esn=k.esn, encap=encap_out,
+                          selector=sel_out, direction="outbound")
+        return inbound, outbound
+
+    async def _install(self, a: InstallChild) -> list[Any]:
+        st = self.p.states.get(a.serial)
+        kernel = self.p.kernel
+        error: str | None = None
+        done: list[tuple[str, Any]] = []
+        if st is None:
+            error = "state vanished"
+        else:
+            k = a.keys
+            try:
+                inbound, outbound = self._sa_specs(st, k)
+                await kernel.add_sa(inbound)
+                done.append(("sa", inbound))
+                await kernel.add_sa(outbound)
+                done.append(("sa", outbound))
+                for spec in self._policy_specs(st, k):
+                    key = _policy_key(spec)
+                    if self._policy_users.get(key, 0) == 0:
+                        await kernel.replace_policy(spec)
+                    self._policy_users[key] = self._policy_users.get(key, 0) + 1
+                    done.append(("policy", spec))
+            except (KernelError, ValueError) as e:
+                error = str(e)
+                self.p.log.log(f"{st.conn.prefix} #{a.serial}: ERROR: {e}",
+                               self._whack_for(a.serial))
+                await self._undo(done)
+            if error is None:
+                st.spi_in, st.spi_out = k.spi_in, k.spi_out
+                await self._updown_up(st)
+        return self.engine.child_installed(a.serial, error, self.loop.time())
+
+    async def _updown_up(self, st: State) -> None:
+        """libreswan(7): prepare and route when the tunnel's clients are first routed,
+        then up; a rekey of an already-up tunnel runs nothing."""
+        conn = st.conn
+        if conn.routing == "routed-tunnel":
+            return
+        w = self._whack_for(st.serial)
+        if not conn.routing.startswith("routed"):
+            await run_updown(self.p, conn, "prepare", st, w)
+            await run_updown(self.p, conn, "route", st, w)
+        await run_updown(self.p, conn, "up", st, w)
+
+    async def _updown_down(self, st: State) -> None:
+        conn = st.conn
+        others = [s for s in self.p.states_of(conn)
+                  if s.kind == "child" and s.established and s.serial != st.serial]
+        if others:
+            return
+        w = self._whack_for(st.serial)
+        await run_updown(self.p, conn, "down", st, w)
+        if not getattr(conn, "trap_policies", None):
+            await run_updown(self.p, conn, "unroute", st, w)
+
+    def _policy_specs(self, st: State, k: ChildSaKeys) -> list[Any]:
+        return self._specs_for(st.conn, k.local_ts, k.remote_ts, k.mode, k.local[0],
+                               k.remote[0])
+
+    def _specs_for(self, conn: Any, local_ts: tuple, remote_ts: tuple, mode: str,
+                   local: Any, remote: Any) -> list[Any]:
+        """The kernel policies of a Child SA: the same for every Child SA of a connection
+        with the same selectors, so built once (ahead of time by the housekeeper)."""
+        key = (id(conn), local_ts, remote_ts, mode, local, remote)
+        got = self._specs.get(key)
+        if got is not None and got[0] is conn:
+            return got[1]
+        reqid = self._reqid(conn)
+        specs = []
+        for sel in _kernel_selectors(local_ts, remote_ts):
+            prio = spd_priority(sel.src, sel.dst, local_port=sel.sport, remote_port=sel.dport,
+                                proto=sel.proto, instance=conn.instance_no is not None,
+                                override=conn.config.priority or 0)
+            specs.extend(ipsec_policies(sel, local, remote, reqid=reqid, priority=prio,
+                                        mode="transport" if mode == "transport" else "tunnel"))
+        if len(self._specs) > 10000:
+            self._specs.clear()
+        self._specs[key] = (conn, specs)
+        return specs
+
+    def _housekeep(self) -> None:
+        """Once a second: pick up connection changes and prepare what every negotiation
+        of a connection needs (engine policy, kernel policy descriptions), as Libreswan
+        does when a connection is added, so that a burst of negotiations does not pay
+        for it."""
+        try:
+            self._sync()
+            for conn, policy in list(self._policies.values()):
+                if policy.remote_addr is not None and policy.local_ts and policy.remote_ts:
+                    try:
+                        self._specs_for(conn, policy.local_ts, policy.remote_ts, policy.mode,
+                                        policy.local_addr, policy.remote_addr)
+                    except ValueError:
+                        pass
+        except Exception as e:  # noqa: BLE001 - housekeeping must never stop
+            self.p.log.debug(f"IKE glue housekeeping: {e!r}")
+        finally:
+            self._housekeeper = self.loop.call_later(1.0, self._housekeep)
+
+    async def _undo(self, done: list[tuple[str, Any]]) -> None:
+        kernel = self.p.kernel
+        for what, spec in reversed(done):
+            try:
+                if what == "sa":
+                    await kernel.delete_sa(spec.dst, spec.spi, spec.proto, missing_ok=True)
+                else:
+                    key = _policy_key(spec)
+                    self._policy_users[key] -= 1
+                    if self._policy_users[key] <= 0:
+                        del self._policy_users[key]
+                        await kernel.delete_policy(spec.selector, spec.direction,
+                                                   missing_ok=True)
+            except KernelError as e:
+                self.p.log.log(f"kernel cleanup failed: {e}")
+
+    async def _restore_traps(self, conn: Any, removed: list[tuple[str, Any]]) -> None:
+        """A routed connection's Child SA replaced its trap policies; once no Child SA
+        uses the selectors any more, put the traps back (routed-ondemand again)."""
+        traps = getattr(conn, "trap_policies", None)
+        if not traps or any(self._policy_users.get(_policy_key(spec), 0)
+                            for _, spec in removed):
+            return
+        for spec in traps:
+            try:
+                await self.p.kernel.replace_policy(spec)
+            except KernelError as e:
+                self.p.log.log(f"{conn.prefix}: could not restore {spec.describe()}: {e}")
+
+    async def _remove(self, a: RemoveChild) -> None:
+        st = self.p.states.get(a.serial)
+        kernel = self.p.kernel
+        k = a.keys
+        local, remote = k.local[0], k.remote[0]
+        in_bytes = out_bytes = 0
+        try:
+            in_bytes = (await kernel.get_sa_counters(local, k.spi_in)).bytes
+            out_bytes = (await kernel.get_sa_counters(remote, k.spi_out)).bytes
+        except KernelError:
+            pass
+        if st is not None:
+            st.in_bytes, st.out_bytes = in_bytes, out_bytes
+            self.p.stats["total.ipsec.traffic.in"] += in_bytes
+            self.p.stats["total.ipsec.traffic.out"] += out_bytes
+            self.p.log.log(f"{st.conn.prefix} #{a.serial}: ESP traffic information: "
+                           f"in={_humber(in_bytes)}B out={_humber(out_bytes)}B",
+                           self._whack_for(a.serial))
+        specs: list[tuple[str, Any]] = []
+        if st is not None:
+            specs = [("policy", p) for p in self._policy_specs(st, k)]
+        await self._undo(specs)
+        if st is not None:
+            await self._restore_traps(st.conn, specs)
+        for dst, spi in ((local, k.spi_in), (remote, k.spi_out)):
+            try:
+                await kernel.delete_sa(dst, spi, "esp", missing_ok=True)
+            except KernelError as e:
+                self.p.log.log(f"kernel refused to delete SA: {e}")
+        if st is not None and st.established:
+            await self._updown_down(st)
+
+    # ------------------------------------------------------------------ whack-facing
+
+    def _states_of(self, conn: Any, kind: str) -> list[State]:
+        return [s for s in self.p.states.of_connection(conn) if s.kind == kind]
+
+    def _wait(self, serial: int) -> asyncio.Future:
+        fut = self.loop.create_future()
+        self._waiters.setdefault(serial, []).append(fut)
+        return fut
+
+    async def initiate(self, conn: Any, w: Any, req: Any) -> None:
+        if conn.config.ike_version != 2:
+            w.send(rc.RC_FATAL, f"{conn.prefix}: IKEv1 is not supported by pyswan's IKE engine")
+            return
+        try:
+            policy = self.policy_for(conn)
+        except PolicyError as e:
+            w.send(rc.RC_FATAL, f"{conn.prefix}: {e}")
+            return
+        remote = None
+        host = req.args.get("remote-host") if req is not None else None
+        if host:
+            try:
+                remote = (ipaddress.ip_address(host), policy.remote_port)
+            except ValueError:
+                w.send(rc.RC_NOPEERIP, f'{conn.prefix}: remote host "{host}" is not an address')
+                return
+        conn.up = True
+        actions = self.engine.initiate(policy, self.loop.time(), remote)
+        created = next((x for x in actions if isinstance(x, SaCreated)), None)
+        if created is None:  # refused before any state existed
+            self._apply(actions)
+            return
+        serial = created.serial
+        asynchronous = req is not None and "async" in req.flags
+        released = getattr(w, "released", None)
+        if asynchronous and released is not None and released.done():
+            # a later connection of an --asynchronous alias: whack has already gone
+            self._apply(actions)
+            return
+        done = self.loop.create_future()
+        self._done[serial] = done
+        self._whack[serial] = w
+        self._apply(actions)
+        if asynchronous:
+            self._whack.pop(serial, None)
+            self._done.pop(serial, None)
+            w.release()
+            return
+        await done
+        await self.drain()
+        self._whack.pop(serial, None)
+
+    async def terminate(self, conn: Any, w: Any, delete: bool) -> None:
+        now = self.loop.time()
+        for st in self._states_of(conn, "ike"):
+            serial = st.serial
+            if delete:
+                self._whack[serial] = w
+                self._apply(self.engine.delete_ike(serial, now, notify=True, wait=False))
+                await self.drain()
+                continue
+            children = [c.serial for c in self.p.states.children_of(st)]
+            also = f" (and Child SA #{children[0]})" if len(children) == 1 else (
+                " (and Child SAs " + ", ".join(f"#{c}" for c in children) + ")"
+                if children else "")
+            self.p.log.log(f"{conn.prefix}: initiating delete of connection's IKE SA "
+                           f"#{serial}{also}", w)
+            fut = self._wait(serial)
+            self._whack[serial] = w
+            self._apply(self.engine.delete_ike(serial, now, notify=True, wait=True))
+            await fut
+            await self.drain()
+        for st in self._states_of(conn, "child"):  # orphans (their IKE SA is elsewhere)
+            fut = self._wait(st.serial)
+            self._apply(self.engine.delete_child(st.serial, now, notify=True))
+            await fut
+            await self.drain()
+
+    async def delete_state(self, st: State, w: Any, notify: bool = True) -> None:
+        now = self.loop.time()
+        fut = self._wait(st.serial)
+        if st.kind == "ike":
+            self._whack[st.serial] = w
+            self._apply(self.engine.delete_ike(st.serial, now, notify=notify, wait=notify))
+        else:
+            parent = st.parent
+            if parent and parent not in self._whack:
+                self._whack[parent] = w
+            self._apply(self.engine.delete_child(st.serial, now, notify=notify))
+        if self.engine.sa(st.serial) is None and not fut.done():
+            fut.cancel()  # the engine never knew it: just forget the state
+            self.p.states.remove(st)
+        else:
+            await fut
+        await self.drain()
+        if st.kind == "child" and st.parent and self._whack.get(st.parent) is w:
+            self._whack.pop(st.parent, None)
+
+    async def sa_operation(self, conn: Any, op: str, w: Any, asynchronous: bool) -> None:
+        ike = self.p.states.get(conn.newest_ike) if conn.newest_ike else None
+        child = self.p.states.get(conn.newest_child) if conn.newest_child else None
+        if op in ("rekey-ike", "rekey-child"):
+            what = "IKE" if op == "rekey-ike" else "Child"
+            target = ike if op == "rekey-ike" else child
+            if target is None:
+                w.send(rc.RC_UNKNOWN_NAME, f"{conn.prefix}: connection does not have an "
+                                           f"established {what} SA")
+                return
+            # pyswan rekeys by replacing the IKE SA and its Child SA (make before break)
+            actions = self.engine.rekey_ike(target.serial, self.loop.time())
+            created = next((x for x in actions if isinstance(x, SaCreated)), None)
+            if created is None:
+                self._whack[target.parent or target.serial] = w
+                self._apply(actions)
+                self._whack.pop(target.parent or target.serial, None)
+                return
+            done = self.loop.create_future()
+            self._done[created.serial] = done
+            self._whack[created.serial] = w
+            self._apply(actions)
+            if asynchronous:
+                self._whack.pop(created.serial, None)
+                w.release()
+                return
+            await done
+            await self.drain()
+            self._whack.pop(created.serial, None)
+            return
+        target = ike if op.endswith("-ike") else child
+        if target is None:
+            what = "IKE" if op.endswith("-ike") else "Child"
+            w.send(rc.RC_UNKNOWN_NAME, f"{conn.prefix}: connection does not have an "
+                                       f"established {what} SA")
+            return
+        if asynchronous:
+            w.release()
+        await self.delete_state(target, w, notify=True)
+
+    async def route(self, conn: Any, w: Any) -> None:
+        """Routing (trap policies, ACQUIRE) is pluto's ``routing`` module."""
+        from . import routing
+
+        await routing.route(self.p, conn, w)
+
+    async def unroute(self, conn: Any, w: Any) -> None:
+        from . import routing
+
+        await routing.unroute(self.p, conn, w)
+
+    async def redirect(self, conn: Any, targets: str, w: Any) -> None:
+        w.send(rc.RC_FATAL, f"{conn.prefix}: redirect is not implemented by pyswan's IKEv2 "
+                            "engine yet")
+
+    def forget_connection(self, conn: Any, w: Any) -> None:
+        now = self.loop.time()
+        for st in self._states_of(conn, "ike"):
+            self._apply(self.engine.delete_ike(st.serial, now, notify=True, wait=False))
+
+    async def shutdown(self, leave_state: bool) -> None:
+        self._housekeeper.cancel()
+        if not leave_state:
+            self._apply(self.engine.shutdown(self.loop.time(), notify=True))
+            await self.drain(5.0)
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        self._long.clear()
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _identity(ident: Any, host: Any, from_host: bool) -> Identity:
+    if ident is None or from_host or ident.kind == 0:
+        if host is None:
+            raise PolicyError("no ID and no address to take one from")
+        return Identity.from_address(host)
+    kind = ident.kind
+    if kind in (1, 5):
+        if ident.addr is None:
+            raise PolicyError(f"ID {ident.display()} is a host name: not resolved")
+        return Identity.from_address(ident.addr)
+    if kind in (2, 3):
+        return Identity(_ID_KIND[kind], str(ident.name).encode(), ident.display())
+    if kind == 11:
+        return Identity(IdType.KEY_ID, bytes(ident.name), ident.display())  # type: ignore[arg-type]
+    if kind == 13:
+        return Identity(IdType.NULL, b"", "ID_NULL")
+    if kind == 9:
+        return Identity(IdType.DER_ASN1_DN, _dn_der(ident), ident.display())
+    raise PolicyError(f"ID {ident.display()} cannot be used with IKEv2")
+
+
+_DN_OIDS = {"C": "2.5.4.6", "ST": "2.5.4.8", "L": "2.5.4.7", "O": "2.5.4.10",
+            "OU": "2.5.4.11", "CN": "2.5.4.3", "E": "1.2.840.113549.1.9.1",
+            "SN": "2.5.4.5", "DC": "0.9.2342.19200300.100.1.25", "UID": "0.9.2342.19200300.100.1.1",
+            "T": "2.5.4.12", "G": "2.5.4.42", "I": "2.5.4.43", "N": "2.5.4.41"}
+
+
+def _dn_der(ident: Any) -> bytes:
+    """DER of a DN ID (RDNs in the order written, as Libreswan's atodn does)."""
+    from cryptography import x509
+    from cryptography.x509.oid import ObjectIdentifier
+
+    try:
+        rdns = [x509.RelativeDistinguishedName([x509.NameAttribute(
+            ObjectIdentifier(_DN_OIDS.get(k, k)), v)]) for k, v in ident.rdns]
+        return x509.Name(rdns).public_bytes()
+    except (ValueError, TypeError) as e:
+        raise PolicyError(f"ID {ident.display()} cannot be encoded: {e}") from None
+
+
+def _authby(end: Any, cfg: Any) -> str:
+    auth = end.auth
+    if auth in (None, "", "never") and cfg.authby:
+        auth = str(cfg.authby[0]).split(",")[0]
+    return {"psk": "secret", "rsa": "rsasig"}.get(auth, auth)
+
+
+def _selectors(end: Any) -> tuple[Selector, ...]:
+    sels = tuple(end.subnets) or tuple(end.subnets_list)
+    if sels:
+        return tuple(Selector.from_network(s.network, s.protocol, s.port) for s in sels)
+    host = end.host_addr
+    if host is None:
+        return ()
+    net = ipaddress.ip_network(host)
+    pp = end.protoport
+    return (Selector.from_network(net, pp.protocol if pp else 0, pp.port if pp else 0),)
+
+
+def _kernel_selectors(local: Iterable[Selector], remote: Iterable[Selector]) -> list[KSelector]:
+    out = []
+    for ls in local:
+        for rs in remote:
+            lnet, rnet = ls.network(), rs.network()
+            if lnet is None or rnet is None:
+                raise ValueError(f"selector {ls}==={rs} is not a pair of CIDRs")
+            proto = ls.protocol or rs.protocol
+            out.append(KSelector.from_protoport(lnet, rnet, proto, _port(ls), _port(rs)))
+    return out
+
+
+def _port(s: Selector) -> int:
+    if (s.start_port, s.end_port) == (0, 0xFFFF):
+        return 0
+    if s.start_port == s.end_port:
+        return s.start_port
+    raise ValueError(f"port range {s.start_port}-{s.end_port} cannot be a kernel selector")
+
+
+def _policy_key(spec: Any) -> tuple:
+    return (spec.src, spec.dst, spec.proto, spec.sport, spec.dport, spec.direction)
+
+
+def _humber(n: int) -> str:
+    """Libreswan's jam_humber: 84, 2Ki, 3Mi ... (binary prefixes, truncated)."""
+    for power, suffix in ((60, "Ei"), (50, "Pi"), (40, "Ti"), (30, "Gi"), (20, "Mi"),
+                          (10, "Ki")):
+        if n > 1 << power:
+            return f"{n >> power}{suffix}"
+    return str(n)
