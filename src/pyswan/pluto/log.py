@@ -29,6 +29,8 @@ class Logger:
         use_syslog: bool = True,
     ) -> None:
         self.logtime = logtime
+        self._stamp_second = -1
+        self._stamp = ""
         self.stream: TextIO | None = None
         self.logfile = logfile
         self.use_syslog = use_syslog and not stderr and not logfile
@@ -57,8 +59,11 @@ class Logger:
         if self.stream is not None:
             if self.logtime:
                 t = time.time()
-                stamp = time.strftime("%b %e %H:%M:%S", time.localtime(t))
-                line = f"{stamp}.{int(t % 1 * 1e6):06d}: {line}"
+                second = int(t)
+                if second != self._stamp_second:  # strftime once a second, not per line
+                    self._stamp_second = second
+                    self._stamp = time.strftime("%b %e %H:%M:%S", time.localtime(second))
+                line = f"{self._stamp}.{int((t - second) * 1e6):06d}: {line}"
             try:
                 self.stream.write(line + "\n")
             except (OSError, ValueError):
