@@ -160,3 +160,25 @@ def test_pluto_config_routes_ondemand_and_starts_up_conns(pluto_factory, tmp_pat
     assert any(line.startswith('"od": 10.1.0.0/24===') and "routed-ondemand" in line for line in conns)
     assert any(line.startswith('"st": 10.1.1.0/24===') and "routed-tunnel" in line for line in conns)
     assert "+UP+" in "\n".join(line for line in conns if line.startswith('"st":   policy:'))
+
+
+def test_conf_round_trips_to_status(pluto, tmp_path):
+    conf = tmp_path / "rt.conf"
+    conf.write_text(
+        "conn rt\n\tleft=127.0.0.1\n\tleftid=@west\n\tleftsubnet=10.1.0.0/24\n"
+        "\tright=127.0.0.2\n\trightid=user@example.org\n\trightsubnets={10.2.0.0/24}\n"
+        "\tauthby=secret\n\tike=aes256-sha2_256;modp2048\n\tesp=aes_gcm256\n"
+        "\tikelifetime=2h\n\tsalifetime=30m\n\trekeymargin=3m\n\trekeyfuzz=50%\n"
+        "\treplay-window=64\n\tretransmit-timeout=20s\n\tdpddelay=15s\n")
+    assert pluto.whack("--listen").rc == 0
+    res = run("ipsec", "--ctlsocket", pluto.ctl, "--config", str(conf), "add", "rt")
+    assert res.rc == 0, res
+    lines = pluto.whack("--connectionstatus", "--name", "rt").lines
+    assert lines[0].startswith('"rt": 10.1.0.0/24===127.0.0.1[@west]...127.0.0.2[user@example.org]')
+    text = "\n".join(lines)
+    assert ('"rt":   ike_life: 7200s; ipsec_life: 1800s; ipsec_max_bytes: 2^63B; '
+            "ipsec_max_packets: 2^63; replay_window: 64; rekey_margin: 180s; rekey_fuzz: 50%;") in text
+    assert '"rt":   our idtype: FQDN; our id=@west; their idtype: USER_FQDN; their id=user@example.org' in text
+    assert '"rt":   IKE algorithms: AES_CBC_256-HMAC_SHA2_256-MODP2048' in text
+    assert '"rt":   ESP algorithms: AES_GCM_16_256' in text
+    assert '"rt":   liveness: active; dpddelay:15s; retransmit-timeout:20s' in text

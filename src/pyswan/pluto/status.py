@@ -280,11 +280,12 @@ def _proposals(text: str | None, kind: str, config: Any) -> str:
     """Canonical proposal text when the proposal parser is available."""
     if not text:
         return ""
-    try:
-        from ..ike.proposals import format_proposals
+    from ..ike.proposals import ProposalError, format_proposals, parse_proposals
 
-        return format_proposals(text, kind, ike_version=config.ike_version, pfs=config.pfs)
-    except Exception:
+    try:
+        return format_proposals(parse_proposals(kind, text, ike_version=config.ike_version,
+                                                pfs=config.pfs))
+    except ProposalError:
         return text
 
 
