@@ -172,6 +172,11 @@ def test_delete_and_deletestate(pair):
     res = west.whack("--deletestate", str(ike))
     assert res.rc == 0
     assert res.lines[-1] == f'"d" #{ike}: deleting IKE SA (established IKE SA)'
+    # the connection was initiated (UP): it revives (ipsec_whack(8)); --down clears UP
+    _wait(lambda: any(f"#{ike}: connection is supposed to remain up; revival attempt 1 "
+                      "scheduled in 0 seconds" in x for x in west.logtext().splitlines()))
+    _wait(lambda: len(_states(west)) >= 2)
+    assert west.whack("--name", "d", "--down").rc == 0
     _wait(lambda: _states(east) == [] and _states(west) == [])
     # --delete removes the connection and its SAs, telling the peer
     assert west.whack("--name", "d", "--initiate").rc == 0
@@ -466,11 +471,19 @@ def test_glue_rekey_replaces_sas_and_keeps_kernel_consistent(tmp_path):
         w = _Whack()
         await west.engine.sa_operation(conn, "rekey-ike", w, asynchronous=False)
         await _settle(west, east)
-        assert w.text[0] == ('"c" #3: initiating IKEv2 connection (replacing established IKE '
-                             "SA #1) to 127.0.0.2 using UDP")
-        assert any(t.startswith('"c" #4: initiator established Child SA using #3') for t in w.text)
+        assert w.text[0] == '"c" #3: initiating rekey to replace IKE SA #1'
+        assert any(t.startswith('"c" #3: initiator rekeyed IKE SA #1 {cipher=') for t in w.text)
         for p in (west, east):
-            assert [s.serial for s in p.states] == [3, 4]
+            assert sorted(s.serial for s in p.states) == [2, 3]  # the Child SA moved
+            assert p.states.get(2).parent == 3
+            assert p.kernel.owned_counts() == (2, 3)
+        w = _Whack()
+        await west.engine.sa_operation(conn, "rekey-child", w, asynchronous=False)
+        await _settle(west, east)
+        assert w.text[0] == '"c" #4: initiating rekey to replace Child SA #2'
+        assert any(t.startswith('"c" #4: initiator rekeyed Child SA #2 using #3') for t in w.text)
+        for p in (west, east):
+            assert sorted(s.serial for s in p.states) == [3, 4]
             assert p.kernel.owned_counts() == (2, 3)  # old SAs gone, policies kept
             assert p.conns.get("c").newest_child == 4
             assert p.conns.get("c").routing == "routed-tunnel"

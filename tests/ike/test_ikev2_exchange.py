@@ -453,7 +453,8 @@ def test_nat_traversal_floats_to_4500_and_encapsulates():
 
 
 def test_rekey_time_replaces_the_ike_sa_make_before_break():
-    net = Net()
+    # reauth=yes: rekey by replacing (re-authenticating); the Child SA lives longer
+    net = Net(make_policy(reauth=True, ipsec_lifetime=86400.0))
     net.up()
     old_spis = (net.west.installed[2].spi_in, net.west.installed[2].spi_out)
     net.advance(28800 - 540 + 1)  # past the initiator's REKEY whatever the fuzz
@@ -473,7 +474,7 @@ def test_rekey_time_replaces_the_ike_sa_make_before_break():
 
 
 def test_operator_rekey_replaces_now():
-    net = Net()
+    net = Net(make_policy(reauth=True))
     net.up()
     actions = net.west.engine.rekey_ike(1, net.now)
     net.handle(net.west, actions)

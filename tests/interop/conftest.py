@@ -50,7 +50,7 @@ def record_cell(request: pytest.FixtureRequest) -> Callable[..., None]:
 
     def record(cell: str, where: str, result: PairResult | None = None, notes: str = "") -> None:
         if result is not None:
-            main = [n for n in result.notes if n.startswith(("IKE", "Child", "ping"))]
+            main = [n for n in result.notes if n.startswith(("IKE", "Child", "ping", "auth"))]
             notes = "; ".join([*main, notes] if notes else main)
         request.node.stash[ROW_KEY] = matrix.Row(
             cell, where, "?", result.seconds if result else 0.0, notes, matrix.today()

@@ -50,6 +50,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar, TypeVar
 
+from pki import CA_NICK, P12_PASSWORD, Credential, lab_pki, write_private
+
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(os.environ.get("PYSWAN_BIN", str(REPO / ".venv" / "bin")))
 
@@ -263,6 +265,16 @@ class Suite:
     esp_strongswan: str | None = None
     expect_ike: tuple[str, str | None, str, str] | None = None  # encr, integ, prf, dh
     expect_esp: tuple[str, str | None] | None = None  # encr, integ
+    # "psk", or certificates from pki.py: "rsa-pss", "rsa-pkcs1", "ecdsa"
+    auth: str = "psk"
+    # kind -> regex the line in which that daemon authenticated its peer must match;
+    # "{peer}" and "{ca}" are replaced by the peer's ID and the CA's DN (escaped).
+    expect_auth: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def cert_kind(self) -> str | None:
+        """Which certificates of pki.py the ends use ("rsa", "ecdsa"), None with PSK."""
+        return None if self.auth == "psk" else self.auth.split("-")[0]
 
 
 SUITES: dict[str, Suite] = {
@@ -295,7 +307,56 @@ SUITES: dict[str, Suite] = {
         expect_ike=("AES_GCM_16_256", None, "HMAC_SHA2_256", "DH31"),
         expect_esp=("AES_GCM_16_256", None),
     ),
+    # Certificates (pki.py).  RSA: RFC 7427 digital signature with RSASSA-PSS (strongSwan
+    # needs charon.rsa_pss=yes; by default it puts PKCS#1 v1.5 inside method 14, which
+    # pyswan and Libreswan refuse), and RFC 7296 method 1 (PKCS#1 v1.5 with SHA-1): pyswan
+    # with authby=rsa-sha1 sends no SIGNATURE_HASH_ALGORITHMS, so both peers fall back
+    # to it.  ECDSA P-256 in method 14.
+    "cert-rsa-pss": Suite(
+        "IKEv2 RSA certificates, RSASSA-PSS (RFC 7427)",
+        ike_libreswan="aes256-sha2_256;modp2048",
+        ike_strongswan="aes256-sha256-modp2048",
+        expect_ike=("AES_CBC_256", "HMAC_SHA2_256_128", "HMAC_SHA2_256", "MODP2048"),
+        auth="rsa-pss",
+        expect_auth=(
+            ("pyswan", r"authenticated peer certificate '{peer}' and 2048-bit RSASSA-PSS with "
+                       r"SHA2_(256|384|512) digital signature issued by '{ca}'"),
+            ("strongswan", r"authentication of '{peer}' with RSA_EMSA_PSS_SHA2_(256|384|512)(_SALT_\d+)? successful"),
+            ("libreswan", r"authenticated peer '2048-bit RSASSA-PSS with SHA2_(256|384|512)' digital "
+                          r"signature using peer certificate '{peer}' issued by CA '{ca}'"),
+        ),
+    ),
+    "cert-rsa-pkcs1": Suite(
+        "IKEv2 RSA certificates, PKCS#1 v1.5 (RFC 7296 method 1)",
+        ike_libreswan="aes256-sha2_256;modp2048",
+        ike_strongswan="aes256-sha256-modp2048",
+        expect_ike=("AES_CBC_256", "HMAC_SHA2_256_128", "HMAC_SHA2_256", "MODP2048"),
+        auth="rsa-pkcs1",
+        expect_auth=(
+            ("pyswan", r"authenticated peer certificate '{peer}' and 2048-bit PKCS#1 1.5 RSA with "
+                       r"SHA1 digital signature issued by '{ca}'"),
+            ("strongswan", r"authentication of '{peer}' with RSA signature successful"),
+            ("libreswan", r"authenticated peer '2048-bit PKCS#1 1.5 RSA with SHA1' signature using "
+                          r"peer certificate '{peer}' issued by CA '{ca}'"),
+        ),
+    ),
+    "cert-ecdsa": Suite(
+        "IKEv2 ECDSA P-256 certificates",
+        ike_libreswan="aes_gcm256-sha2_256;dh19",
+        ike_strongswan="aes256gcm16-prfsha256-ecp256",
+        expect_ike=("AES_GCM_16_256", None, "HMAC_SHA2_256", "DH19"),
+        auth="ecdsa",
+        expect_auth=(
+            ("pyswan", r"authenticated peer certificate '{peer}' and P-256 ECDSA with "
+                       r"SHA2_(256|384|512) digital signature issued by '{ca}'"),
+            ("strongswan", r"authentication of '{peer}' with ECDSA_WITH_SHA(256|384|512)_DER successful"),
+            ("libreswan", r"authenticated peer 'P-256 ECDSA with SHA2_(256|384|512)' digital signature "
+                          r"using peer certificate '{peer}' issued by CA '{ca}'"),
+        ),
+    ),
 }
+
+CERT_SUITES = ("cert-rsa-pss", "cert-rsa-pkcs1", "cert-ecdsa")
 
 
 @dataclass(frozen=True)
@@ -313,7 +374,31 @@ class Conn:
 
     @classmethod
     def between(cls, local: Host, remote: Host, suite: Suite, name: str = "interop") -> Conn:
-        return cls(local, remote, suite, name, f"@{local.role}", f"@{remote.role}")
+        kind = suite.cert_kind
+        if kind is None:
+            return cls(local, remote, suite, name, f"@{local.role}", f"@{remote.role}")
+        pki = lab_pki()
+        return cls(local, remote, suite, name, pki.cred(local.role, kind).ident,
+                   pki.cred(remote.role, kind).ident)  # fmt: skip
+
+    @property
+    def local_cred(self) -> Credential:
+        assert self.suite.cert_kind is not None
+        return lab_pki().cred(self.local.role, self.suite.cert_kind)
+
+    @property
+    def remote_cred(self) -> Credential:
+        assert self.suite.cert_kind is not None
+        return lab_pki().cred(self.remote.role, self.suite.cert_kind)
+
+    def auth_expectation(self, kind: str) -> re.Pattern[str] | None:
+        """What `kind`'s log line that authenticated the remote end must match (or None)."""
+        regex = dict(self.suite.expect_auth).get(kind)
+        if regex is None:
+            return None
+        peer = self.remote_id if kind != "strongswan" else self.remote_id.removeprefix("@")
+        return re.compile(regex.replace("{peer}", re.escape(peer))
+                          .replace("{ca}", re.escape(lab_pki().ca_dn)))  # fmt: skip
 
     def mirrored(self) -> Conn:
         return replace(
@@ -478,6 +563,21 @@ class Daemon(ABC):
     def log_path(self) -> Path:
         return self.dir / "daemon.log"
 
+    # The line in which a daemon says it authenticated its peer (not the one about itself).
+    AUTH_LINE: ClassVar[re.Pattern[str]] = re.compile(
+        r"authenticated peer|authenticated using|authentication of '.*' with .* successful"
+    )
+
+    def auth_lines(self) -> list[str]:
+        """Log lines about the peer's authentication, without timestamps and debug lines."""
+        out = []
+        for line in self.log_text().splitlines():
+            if "| " in line[:40] or "(myself)" in line:
+                continue
+            if self.AUTH_LINE.search(line):
+                out.append(re.sub(r"^(?:\w{3} \d+ )?[\d:.]+:? (?:\d\d\[\w+\] )?", "", line).strip())
+        return out
+
     def child_events(self) -> list[str]:
         """The log lines about Child SA outcomes, without timestamps and debug lines."""
         out = []
@@ -573,15 +673,39 @@ class StrongSwan(Daemon):
         self.vici = self.rt / "charon.vici"
         self.conf = self.dir / "strongswan.conf"
         self.swanctl_conf = self.dir / "swanctl.conf"
-        self.env = {**os.environ, "STRONGSWAN_CONF": str(self.conf)}
+        # SWANCTL_DIR: where swanctl --load-all finds x509/, x509ca/, private/.
+        self.env = {**os.environ, "STRONGSWAN_CONF": str(self.conf), "SWANCTL_DIR": str(self.dir)}
+
+    def write_credentials(self) -> None:
+        """The end's certificate and key, and the CA, in swanctl's directories."""
+        cred = self.conn.local_cred
+        for sub in ("x509", "x509ca", "private"):
+            (self.dir / sub).mkdir(exist_ok=True)
+        (self.dir / "x509" / f"{cred.nick}.pem").write_bytes(cred.cert_pem())
+        (self.dir / "x509ca" / f"{CA_NICK}.pem").write_bytes(lab_pki().ca_pem())
+        write_private(self.dir / "private" / f"{cred.nick}.pem", cred.key_pem())
+
+    def _auth_sections(self) -> tuple[str, str, str]:
+        """(local, remote, secrets) parts of swanctl.conf for the suite's authentication."""
+        c, ind = self.conn, "\n            "
+        if c.suite.cert_kind is None:
+            secrets = "\n".join([
+                "secrets {", f"    ike-{c.name} {{", f"        id-a = {c.local_id}",
+                f"        id-b = {c.remote_id}", f'        secret = "{c.psk}"', "    }", "}", "",
+            ])  # fmt: skip
+            return (f"auth = psk{ind}id = {c.local_id}", f"auth = psk{ind}id = {c.remote_id}", secrets)
+        return (f'auth = pubkey{ind}id = "{c.local_id}"{ind}certs = {c.local_cred.nick}.pem',
+                f'auth = pubkey{ind}id = "{c.remote_id}"', "")  # fmt: skip
 
     def write_config(self) -> None:
+        # With rsa_pss = no (the default) charon signs PKCS#1 v1.5 inside RFC 7427's method 14.
+        rsa_pss = "\n    rsa_pss = yes" if self.conn.suite.auth == "rsa-pss" else ""
         self.conf.write_text(
             f"""# strongswan.conf for the interop lab ({self.host.role})
 charon-systemd {{
     load = {self.PLUGINS}
     dos_protection = no
-    install_routes = yes
+    install_routes = yes{rsa_pss}
     retransmit_timeout = {2.0 * TIME_SCALE}
     retransmit_base = 1.4
     retransmit_tries = 3
@@ -617,19 +741,21 @@ swanctl {{
         c, s = self.conn, self.conn.suite
         ike_props = f"\n            proposals = {s.ike_strongswan}" if s.ike_strongswan else ""
         esp_props = f"\n                    esp_proposals = {s.esp_strongswan}" if s.esp_strongswan else ""
+        # send_cert = always: the default (ifasked) sends none to an initiator that sent no
+        # CERTREQ, which is what pluto does without rightca=.
+        send_cert = "\n        send_cert = always" if s.cert_kind else ""
+        local_auth, remote_auth, secrets = self._auth_sections()
         self.swanctl_conf.write_text(
             f"""connections {{
     {c.name} {{
         version = {c.ike_version}
         local_addrs = {c.local.addr}
-        remote_addrs = {c.remote_addr}{ike_props}
+        remote_addrs = {c.remote_addr}{ike_props}{send_cert}
         local {{
-            auth = psk
-            id = {c.local_id}
+            {local_auth}
         }}
         remote {{
-            auth = psk
-            id = {c.remote_id}
+            {remote_auth}
         }}
         children {{
             {c.name} {{
@@ -641,14 +767,7 @@ swanctl {{
         }}
     }}
 }}
-secrets {{
-    ike-{c.name} {{
-        id-a = {c.local_id}
-        id-b = {c.remote_id}
-        secret = "{c.psk}"
-    }}
-}}
-"""
+{secrets}"""
         )
 
     def swanctl(self, command: str, *args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -658,6 +777,8 @@ secrets {{
 
     def start(self) -> None:
         self.write_config()
+        if self.conn.suite.cert_kind:
+            self.write_credentials()
         self.spawn([CHARON], env=self.env)
         self.wait_for("vici socket", self.vici.exists, timeout=15)
         # The socket appears before vici answers; the version query is the real check.
@@ -774,9 +895,38 @@ def strongswan_view(name: str, ike: dict[str, object], raw: str = "") -> IkeView
 # --------------------------------------------------------------- Libreswan-style (pluto/whack)
 
 
-def libreswan_conf(conn: Conn, setup: str = "") -> str:
+# pyswan does not announce IKEV2_FRAGMENTATION_SUPPORTED until it implements RFC 7383, so
+# peers send it whole messages; PYSWAN_INTEROP_FRAGMENTATION=no also sets fragmentation=no.
+PYSWAN_NO_FRAGMENTATION = os.environ.get("PYSWAN_INTEROP_FRAGMENTATION", "yes") == "no"
+
+
+def _pluto_id(ident: str) -> str:
+    return f'"{ident}"' if not ident.startswith("@") else ident
+
+
+def pluto_auth_lines(conn: Conn, kind: str) -> list[str]:
+    """authby= and the certificate lines of a conn, for Libreswan or pyswan (`kind`)."""
+    auth = conn.suite.auth
+    if auth == "psk":
+        return ["\tauthby=secret"]
+    # pyswan, like Libreswan, refuses PKCS#1 v1.5 inside method 14: authby=rsa-sha1 makes
+    # it offer no RFC 7427 hashes, so both ends use method 1.  Libreswan keeps rsasig
+    # (which allows method 1) to show that it follows.
+    authby = {"rsa-pss": "rsasig", "rsa-pkcs1": "rsa-sha1" if kind == "pyswan" else "rsasig",
+              "ecdsa": "ecdsa"}[auth]  # fmt: skip
+    # sendcert=always: pluto's sendifasked sends nothing to a peer that sent no CERTREQ.
+    lines = [f"\tauthby={authby}", f"\tleftcert={conn.local_cred.nick}", "\tleftsendcert=always"]
+    if kind == "pyswan" and PYSWAN_NO_FRAGMENTATION:
+        lines.append("\tfragmentation=no")
+    return lines
+
+
+def libreswan_conf(conn: Conn, setup: str = "", kind: str = "libreswan") -> str:
     """An ipsec.conf for Libreswan or pyswan (they share the dialect)."""
     s = conn.suite
+    local_id = conn.local_id
+    if s.cert_kind is not None and conn.local_cred.id_is_dn:
+        local_id = "%fromcert"
     lines = [
         "config setup",
         "\tuniqueids=yes",
@@ -784,12 +934,12 @@ def libreswan_conf(conn: Conn, setup: str = "") -> str:
         "",
         f"conn {conn.name}",
         f"\tleft={conn.local.addr}",
-        f"\tleftid={conn.local_id}",
+        f"\tleftid={local_id}",
         f"\tleftsubnet={conn.local.subnet}",
         f"\tright={conn.remote_addr}",
-        f"\trightid={conn.remote_id}",
+        f"\trightid={_pluto_id(conn.remote_id)}",
         f"\trightsubnet={conn.remote.subnet}",
-        "\tauthby=secret",
+        *pluto_auth_lines(conn, kind),
         f"\tikev2={'yes' if conn.ike_version == 2 else 'no'}",
         "\tauto=add",
     ]
@@ -804,6 +954,8 @@ def libreswan_conf(conn: Conn, setup: str = "") -> str:
 
 
 def libreswan_secrets(conn: Conn) -> str:
+    if conn.suite.cert_kind:
+        return ""  # private keys: Libreswan's NSS database, pyswan's ipsecdir/private/
     return f'{conn.local_id} {conn.remote_id} : PSK "{conn.psk}"\n'
 
 
@@ -1005,7 +1157,7 @@ class PlutoFamily(Daemon):
     setup_lines: ClassVar[str] = ""
 
     def write_config(self) -> None:
-        self.config.write_text(libreswan_conf(self.conn, self.setup_lines))
+        self.config.write_text(libreswan_conf(self.conn, self.setup_lines, self.kind))
         self.secrets.write_text(libreswan_secrets(self.conn))
         self.secrets.chmod(0o600)
 
@@ -1071,6 +1223,8 @@ class Libreswan(PlutoFamily):
         self.nssdir.mkdir(exist_ok=True)
         if not (self.nssdir / "cert9.db").exists():
             self.run([LIBRESWAN_IPSEC, "initnss", "--nssdir", str(self.nssdir)])
+        if self.conn.suite.cert_kind:
+            self.write_credentials()
         self.spawn([
             LIBRESWAN_IPSEC, "pluto", "--nofork", "--stderrlog",
             "--config", self.config, "--secretsfile", self.secrets,
@@ -1078,6 +1232,16 @@ class Libreswan(PlutoFamily):
         ])  # fmt: skip
         self.wait_for("control socket", self.ctl.exists)
         self.whack("--listen")
+
+    def write_credentials(self) -> None:
+        """The end's key and certificate (PKCS#12) and the trusted CA into the NSS database."""
+        cred, db = self.conn.local_cred, f"sql:{self.nssdir}"
+        p12 = self.dir / f"{cred.nick}.p12"
+        write_private(p12, cred.p12(lab_pki().ca))
+        ca = self.dir / f"{CA_NICK}.pem"
+        ca.write_bytes(lab_pki().ca_pem())
+        self.run(["certutil", "-A", "-d", db, "-n", CA_NICK, "-t", "CT,,", "-i", ca])
+        self.run(["pk12util", "-i", p12, "-d", db, "-W", P12_PASSWORD, "-K", ""])
 
     def load(self) -> None:
         self.run([LIBRESWAN_IPSEC, "auto", "--ctlsocket", str(self.ctl), "--config",
@@ -1114,8 +1278,19 @@ class PySwan(PlutoFamily):
         return self.run([VENV_BIN / "ipsec", "--rundir", str(self.rundir), *args],
                         check=check, timeout=timeout, env=pyswan_env())  # fmt: skip
 
+    def write_credentials(self) -> None:
+        """The end's certificate and key, and the CA, in the store under --ipsecdir."""
+        cred = self.conn.local_cred
+        for sub in ("certs", "cacerts", "private", "crls"):
+            (self.dir / sub).mkdir(exist_ok=True)
+        (self.dir / "certs" / f"{cred.nick}.pem").write_bytes(cred.cert_pem())
+        (self.dir / "cacerts" / f"{CA_NICK}.pem").write_bytes(lab_pki().ca_pem())
+        write_private(self.dir / "private" / f"{cred.nick}.pem", cred.key_pem())
+
     def start(self) -> None:
         self.write_config()
+        if self.conn.suite.cert_kind:
+            self.write_credentials()
         self.spawn([
             VENV_BIN / "pluto", "--nofork", "--config", self.config, "--secretsfile", self.secrets,
             "--rundir", self.rundir, "--kernel", self.kernel, "--logfile", self.log_path(),
@@ -1488,7 +1663,7 @@ def expectation_failures(view: IkeView, suite: Suite) -> list[str]:
 
 def iter_cells() -> Iterator[tuple[str, str, str]]:
     """(suite, peer, pyswan role) for every pyswan cell of the matrix."""
-    for suite in ("psk-default", "aes256-sha256-modp2048", "chacha20poly1305-x25519"):
+    for suite in ("psk-default", "aes256-sha256-modp2048", "chacha20poly1305-x25519", *CERT_SUITES):
         for peer in ("strongswan", "libreswan"):
             for role in ("initiator", "responder"):
                 yield suite, peer, role

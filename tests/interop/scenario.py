@@ -19,6 +19,7 @@ import re
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -63,6 +64,7 @@ class PairResult:
     ike_spis: str = ""  # "spi_i:spi_r" as the daemons report them
     nat_t: bool = False  # IKE seen on UDP 4500 (after NAT detection)
     child_spis: str = ""  # "in=.. out=.." of the initiator's Child SA
+    auth: dict[str, str] = field(default_factory=dict)  # "<kind> (<role>)" -> how it authenticated its peer
     esp_packets: int = 0
     ping: str = ""
     timings: dict[str, float] = field(default_factory=dict)  # step -> seconds since start
@@ -118,6 +120,33 @@ def _traffic(d: Daemon) -> str:
     if isinstance(d, StrongSwan):
         return "\n".join(line for line in d.status_text().splitlines() if " in " in line or " out " in line)
     return ""
+
+
+def _auth_summary(line: str) -> str:
+    """The method part of an authentication line, for the matrix's notes."""
+    m = re.search(r"authentication of '.*' with (.*) successful", line)
+    if m:
+        return m.group(1)
+    m = re.search(r" and (.*?) digital signature", line) or re.search(r"authenticated peer '([^']*)'", line)
+    return m.group(1) if m else line
+
+
+def _check_auth(res: PairResult, daemons: Sequence[tuple[str, Daemon]]) -> None:
+    """Each side logged that it authenticated its peer, with the suite's method."""
+    seen = []
+    for who, d in daemons:
+        lines = d.auth_lines()
+        want = d.conn.auth_expectation(d.kind)
+        hit = next((x for x in lines if want is None or want.search(x)), "")
+        if not hit:
+            res.problems.append(f"{who}: no log line authenticating the peer"
+                                + (f" matching /{want.pattern}/" if want else "")
+                                + (f"; saw: {lines}" if lines else ""))  # fmt: skip
+            continue
+        res.auth[who] = hit
+        seen.append(f"{who.split()[0]} verified {_auth_summary(hit)}")
+    if seen:
+        res.notes.append("auth: " + ", ".join(seen))
 
 
 def run_pair(
@@ -193,6 +222,8 @@ def run_pair(
                 res.views[role] = {k: val for k, val in asdict(v).items() if k != "raw"}
         vi, vr = views["initiator"], views["responder"]
         res.child_events = {wi: init.child_events(), wr: resp.child_events()}
+        if suite.cert_kind:
+            _check_auth(res, ((wi, init), (wr, resp)))
         wire = ike_auth_spis(packets)
         res.wire_ike_spis = sorted(f"{a}:{b}" for a, b in wire)
         esp = [p for p in packets if p.kind == "esp"]

@@ -1,7 +1,10 @@
 """The pyswan cells of issue #6's matrix, on this host: pyswan against strongSwan and Libreswan.
 
 Suites: IKEv2 PSK with default proposals, AES-CBC-256/SHA2-256/MODP2048, and
-ChaCha20-Poly1305/X25519; pyswan as initiator and as responder against each peer.
+ChaCha20-Poly1305/X25519; IKEv2 with RSA certificates (RSASSA-PSS in RFC 7427's
+method 14, and PKCS#1 v1.5 in RFC 7296's method 1) and with ECDSA P-256 certificates
+(pki.py), where both sides must also log that they authenticated the peer with the
+suite's method; pyswan as initiator and as responder against each peer.
 
 pyswan runs with ``--kernel xfrm``, like the peers, so all three meet the same
 kernel: on this host (no ESP) the responder's Child SA install is refused inside
@@ -30,7 +33,13 @@ pytestmark = [pytest.mark.interop, pytest.mark.root]
 KERNEL_REFUSAL = re.compile(
     r"Function not implemented|Protocol not supported|errno 38|errno 93|\(38\)|\(93\)|ENOSYS|EPROTONOSUPPORT"
 )
-CELLS = [pytest.param(*c, id=f"{c[0]}-pyswan-{c[2]}-{c[1]}") for c in iter_cells()]
+# Cells that fail because of a known pyswan bug: strict, so a fix shows up as XPASS.
+KNOWN_BUGS: dict[tuple[str, str, str], str] = {}
+CELLS = [
+    pytest.param(*c, id=f"{c[0]}-pyswan-{c[2]}-{c[1]}",
+                 marks=[pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[c])] if c in KNOWN_BUGS else [])
+    for c in iter_cells()
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("suite", "peer", "role"), CELLS)

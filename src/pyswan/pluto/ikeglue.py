@@ -58,6 +58,7 @@ from ..kernel.base import (
 )
 from ..kernel.base import Selector as KSelector
 from ..whack import rc
+from . import pkauth
 from .state import State
 from .updown import run_updown
 
@@ -108,6 +109,18 @@ class _Credentials:
                 for b in keys:
                     if a is not None and b is not None and a != b:
                         self._pairs.setdefault((a, b), entry)
+
+    # public-key authentication (pkauth.py); ``policy.handle`` is the connection
+    def local_key(self, policy: Policy) -> Any:
+        conn = policy.handle
+        return pkauth.local_key(self.p.certstore, conn.this, conn.config)
+
+    def peer_key(self, policy: Policy, peer: Identity, certs: list[bytes]) -> Any:
+        conn = policy.handle
+        return pkauth.peer_key(self.p.certstore, conn.that, conn.config, peer, certs)
+
+    def cert_request(self, policy: Policy, initiator: bool) -> bytes | None:
+        return pkauth.cert_request(self.p.certstore, policy.handle.that, initiator)
 
     def psk(self, local: Identity, remote: Identity | None) -> bytes | None:
         secrets = self.p.secrets
@@ -238,6 +251,8 @@ class _LongTimers:
         self.where.clear()
 
 
+_REVIVE_DELAY = 5.0  # REVIVE_CONN_DELAY: each revival attempt waits this much longer
+_REVIVE_DELAY_MAX = 300.0  # REVIVE_CONN_DELAY_MAX
 _LONG = 60.0  # seconds: timers further away than this go to _LongTimers
 
 
@@ -267,6 +282,7 @@ class IkeGlue:
         self._policy_users: dict[tuple, int] = {}  # installed kernel policy -> children
         self._specs: dict[tuple, tuple[Any, list[Any]]] = {}  # kernel policies per selectors
         self._housekeeper = self.loop.call_later(1.0, self._housekeep)
+        self._closing = False  # shutting down: no revival
         self._handlers = {
             Send: self._send, Log: self._log, SetTimer: self._set_timer,
             StateChanged: self._state_changed, SaCreated: self._created,
@@ -330,9 +346,11 @@ class IkeGlue:
         if this.host_addr is None:
             raise PolicyError("cannot negotiate: local address unknown")
         default_port = self.p.opts.ikeport
-        local_id = _identity(this.id, this.host_addr, this.id_from_host)
-        remote_id = None
-        if that.id is not None and that.id.kind not in (0, -3) and not (
+        store = self.p.certstore
+        local_id = pkauth.cert_identity(store, this) or \
+            _identity(this.id, this.host_addr, this.id_from_host)
+        remote_id = pkauth.cert_identity(store, that)
+        if remote_id is None and that.id is not None and that.id.kind not in (0, -3) and not (
                 that.id_from_host and that.host_addr is None):
             remote_id = _identity(that.id, that.host_addr, that.id_from_host)
         esp_text = cfg.esp if cfg.esp is not None else cfg.phase2alg
@@ -352,10 +370,12 @@ class IkeGlue:
             retransmit_interval=cfg.retransmit_interval / 1000.0,
             retransmit_timeout=cfg.retransmit_timeout, ike_lifetime=cfg.ikelifetime,
             ipsec_lifetime=cfg.ipsec_lifetime, rekey=cfg.rekey, rekey_margin=cfg.rekeymargin,
-            rekey_fuzz=cfg.rekeyfuzz, replay_window=cfg.replay_window,
+            rekey_fuzz=cfg.rekeyfuzz, reauth=getattr(cfg, "reauth", False),
+            replay_window=cfg.replay_window,
             dpd="active" if cfg.dpddelay else "passive", dpd_delay=cfg.dpddelay,
             local_nat_port=self.p.opts.natikeport, remote_nat_port=self.p.opts.natikeport,
-            encapsulation=cfg.encapsulation)
+            encapsulation=cfg.encapsulation, send_cert=this.sendcert,
+            **pkauth.signature_policy(cfg))
 
     # ------------------------------------------------------------------ input
 
@@ -575,6 +595,8 @@ class IkeGlue:
         st.peer_id = a.peer_id
         st.algorithms = a.algorithms
         st.conn.newest_ike = a.serial
+        st.conn.revival_delay = 0.0  # established: the revival backoff starts again
+        st.conn.revival_attempt = 0
         self.p.stats["total.ike.ikev2.established"] += 1
 
     def _child_up(self, a: ChildEstablished) -> None:
@@ -619,6 +641,8 @@ class IkeGlue:
                 if conn.routing == "routed-tunnel" and not self._children_up(conn):
                     conn.routing = ("routed-ondemand" if getattr(conn, "trap_policies", None)
                                     else "unrouted")
+        if st is not None:
+            self._maybe_revive(st, a)
         self._whack.pop(a.serial, None)
         for fut in self._waiters.pop(a.serial, ()):
             if not fut.done():
@@ -626,6 +650,57 @@ class IkeGlue:
         done = self._done.pop(a.serial, None)
         if done is not None and not done.done():
             done.set_result(InitiateDone(a.serial, False))
+
+    # ------------------------------------------------------------------ revival
+
+    def _maybe_revive(self, st: State, a: SaDeleted) -> None:
+        """A connection with UP (auto=start, initiated) whose SAs went away comes back:
+        Libreswan's revival, 0s first then REVIVE_CONN_DELAY (5s) more each attempt up to
+        REVIVE_CONN_DELAY_MAX (300s); an established SA resets the backoff."""
+        conn = st.conn
+        if not getattr(conn, "up", False) or self._closing:
+            return
+        if a.reason in ("deleted", "rekeyed") and a.kind == "child":
+            return  # a rekeyed or operator-deleted Child SA: the IKE SA's fate decides
+        if any(s.serial != st.serial and (s.kind == "ike" or s.established)
+               for s in self.p.states_of(conn)):
+            return  # something else of the connection is still there (e.g. the new SA)
+        if getattr(conn, "revival_pending", None) is not None:
+            return
+        delay = getattr(conn, "revival_delay", 0.0)
+        conn.revival_delay = min(delay + _REVIVE_DELAY, _REVIVE_DELAY_MAX)
+        conn.revival_attempt = getattr(conn, "revival_attempt", 0) + 1
+        why = {"deleted by peer": "received Delete/Notify", "dead peer": "is dead",
+               "timeout": "timed out", "deleted": "was deleted"}.get(a.reason, a.reason or "went away")
+        self.p.log.log(f"{conn.prefix} #{st.serial}: connection is supposed to remain up; "
+                       f"revival attempt {conn.revival_attempt} scheduled in "
+                       f"{int(delay)} seconds")
+        conn.revival_pending = self.loop.call_later(delay, self._revive, conn, why)
+
+    def _cancel_revival(self, conn: Any) -> None:
+        handle = getattr(conn, "revival_pending", None)
+        if handle is not None:
+            handle.cancel()
+            conn.revival_pending = None
+
+    def _revive(self, conn: Any, why: str) -> None:
+        conn.revival_pending = None
+        if not getattr(conn, "up", False) or self.p.conns.get(conn.name) is None \
+                and conn.instance_no is None:
+            return
+        if any(s.kind == "ike" for s in self.p.states_of(conn)):
+            return
+        self.p.log.log(f"{conn.prefix}: initiating connection '{conn.name}' with serial "
+                       f"${getattr(conn, 'serialno', 0)} which {why} but must remain up per "
+                       "local policy")
+        try:
+            policy = self.policy_for(conn)
+        except PolicyError as e:
+            self.p.log.log(f"{conn.prefix}: {e}")
+            return
+        if policy.remote_addr is None:
+            return
+        self._apply(self.engine.initiate(policy, self.loop.time()))
 
     def _children_up(self, conn: Any) -> bool:
         return any(s.kind == "child" and s.established for s in self.p.states_of(conn))
@@ -881,6 +956,8 @@ class IkeGlue:
 
     async def terminate(self, conn: Any, w: Any, delete: bool) -> None:
         now = self.loop.time()
+        conn.up = False  # --down / --delete: clear UP first, so nothing revives
+        self._cancel_revival(conn)
         for st in self._states_of(conn, "ike"):
             serial = st.serial
             if delete:
@@ -935,8 +1012,11 @@ class IkeGlue:
                 w.send(rc.RC_UNKNOWN_NAME, f"{conn.prefix}: connection does not have an "
                                            f"established {what} SA")
                 return
-            # pyswan rekeys by replacing the IKE SA and its Child SA (make before break)
-            actions = self.engine.rekey_ike(target.serial, self.loop.time())
+            # CREATE_CHILD_SA rekey (reauth=yes: the IKE SA is replaced, make before break)
+            if op == "rekey-ike":
+                actions = self.engine.rekey_ike(target.serial, self.loop.time())
+            else:
+                actions = self.engine.rekey_child(target.serial, self.loop.time())
             created = next((x for x in actions if isinstance(x, SaCreated)), None)
             if created is None:
                 self._whack[target.parent or target.serial] = w
@@ -961,6 +1041,8 @@ class IkeGlue:
             w.send(rc.RC_UNKNOWN_NAME, f"{conn.prefix}: connection does not have an "
                                        f"established {what} SA")
             return
+        if op.startswith("down-"):
+            conn.up = False  # ipsec_whack(8): --down-ike/--down-child clear UP first
         if asynchronous:
             w.release()
         await self.delete_state(target, w, notify=True)
@@ -982,10 +1064,13 @@ class IkeGlue:
 
     def forget_connection(self, conn: Any, w: Any) -> None:
         now = self.loop.time()
+        conn.up = False
+        self._cancel_revival(conn)
         for st in self._states_of(conn, "ike"):
             self._apply(self.engine.delete_ike(st.serial, now, notify=True, wait=False))
 
     async def shutdown(self, leave_state: bool) -> None:
+        self._closing = True
         self._housekeeper.cancel()
         if not leave_state:
             self._apply(self.engine.shutdown(self.loop.time(), notify=True))

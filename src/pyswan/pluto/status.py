@@ -207,7 +207,9 @@ def connection_lines(p: Any, conn: Any) -> list[str]:
     )
     out.append(f"{n}   policy: {policy_string(conn)};")
     if c.ike_version == 2 and this.auth in ("rsasig", "ecdsa", "eddsa"):
-        out.append(f"{n}   v2-auth-hash-policy: SHA2_256+SHA2_384+SHA2_512;")
+        from .pkauth import hash_policy_text
+
+        out.append(f"{n}   v2-auth-hash-policy: {hash_policy_text(c)};")
     prio = c.priority or 0
     out.append(
         f"{n}   conn_prio: {_conn_prio(conn)}; interface: {conn.interface_name or 'unset'}; "

@@ -158,7 +158,8 @@ def _sels(sels: Sequence[Selector]) -> str:
     return ",".join(str(s) for s in sels) or "none"
 
 
-def check_response(eng: Engine, sa: IkeSa, child: ChildSa, payloads: list[Payload]
+def check_response(eng: Engine, sa: IkeSa, child: ChildSa, payloads: list[Payload],
+                   pfs: bool = False
                    ) -> tuple[ChosenProposal, tuple[Selector, ...], tuple[Selector, ...], str
                               ] | str:
     """Initiator: validate the responder's Child SA answer; returns the agreed values or
@@ -179,7 +180,8 @@ def check_response(eng: Engine, sa: IkeSa, child: ChildSa, payloads: list[Payloa
     if sa_p is None or tsi is None or tsr is None:
         return "response is missing SA, TSi or TSr"
     try:
-        chosen = match_accepted(policy.esp, sa_p.proposals, strip_ke=True,
+        chosen = match_accepted(policy.esp, sa_p.proposals, strip_ke=not pfs,
+                                default_ke=sa.ke_group if pfs else None,
                                 default_sn=esn_options(policy))
     except ProposalSyntaxError as e:
         return f"accepted proposal is invalid: {e}"

@@ -22,7 +22,7 @@ from ..cipher import SkCrypto
 from ..codec import KE, SA, Nonce, Notify, Payload, TSi, TSr
 from ..constants import ExchangeType, NotifyType, ProtocolId
 from ..proposal_grammar import ProposalSyntaxError
-from ..proposals import select_proposal
+from ..proposals import match_accepted, select_proposal
 from . import child as C
 from . import states as S
 from . import ts as T
@@ -139,6 +139,14 @@ def _child(eng: Engine, sa: IkeSa, inb: Inbound, sa_p: SA, ni: bytes, ke: KE | N
     sa.children[child.serial] = child
     eng.emit(SaCreated(child.serial, "child", sa.serial, policy, RESPONDER, sa.local,
                        sa.remote, child.state))
+    child.ni, child.nr = ni, nr
+    if old is not None:
+        child.replaces = old.serial
+        ours = eng.children.get(old.successor) if old.successor else None
+        if ours is not None and ours.ccsa and not ours.established:
+            old.collision = child.serial  # both ends rekey it: RFC 7296 2.8.1 decides
+        else:
+            old.successor = child.serial
     child.keys = C.make_keys(sa, child, chosen, ni, nr, shared)
     sa.awaiting_install = (child, inb.message_id, _XCHG, [], [Nonce(nr), *ke_out],
                            old.serial if old is not None else 0)
@@ -191,6 +199,9 @@ def _rekey_ike(eng: Engine, sa: IkeSa, inb: Inbound, sa_p: SA, ni: bytes, ke: KE
     eng.register(new)
     eng.emit(SaCreated(new.serial, "ike", 0, policy, RESPONDER, new.local, new.remote,
                        new.state))
+    ours = eng.ike_sas.get(sa.successor) if sa.successor else None
+    if ours is not None and ours.rekey_of == sa.serial:
+        sa.collision = new.serial  # both ends rekey it: RFC 7296 2.8.1 decides
     for child in list(sa.children.values()):  # the Child SAs now belong to the new IKE SA
         child.ike = new
         new.children[child.serial] = child
@@ -207,3 +218,363 @@ def _rekey_ike(eng: Engine, sa: IkeSa, inb: Inbound, sa_p: SA, ni: bytes, ke: KE
     for event in ("REKEY", "REPLACE", "EXPIRE", "LIVENESS"):
         eng.arm(sa, event, None)  # the old SA waits for the initiator's delete
     eng.arm(sa, "EXPIRE", now + max(policy.retransmit_timeout, 30.0))
+
+
+# ------------------------------------------------------------------ initiator
+#
+# new Child SA:   SK{SA, Ni, [KEi], TSi, TSr}                 (a second connection sharing
+#                                                              the IKE SA, leftsubnets=)
+# rekey Child SA: SK{N(REKEY_SA), SA, Ni, [KEi], TSi, TSr}    (pfs= decides KEi; then the
+#                                                              old Child SA is deleted)
+# rekey IKE SA:   SK{SA(IKE, new SPIi), Ni, KEi}              (the Child SAs move to the
+#                                                              new IKE SA; the old is deleted)
+#
+# Collisions (RFC 7296 2.8.1, 2.25): a rekey of a Child SA the peer is rekeying too is
+# resolved by the nonces (the exchange with the lowest nonce loses: its initiator deletes
+# the SA it created); a request for an SA being deleted answers TEMPORARY_FAILURE or
+# CHILD_SA_NOT_FOUND and the requester gives up (the delete wins).
+
+
+def _child_proposals(eng: Engine, sa: IkeSa, policy, spi: int) -> tuple[Payload, object]:
+    """Our ESP proposals (KE per pfs=, the IKE SA's group when esp= names none) and the
+    KE group to send (None without PFS)."""
+    if not policy.pfs:
+        return C.sa_payload(policy, spi), None
+    from ..proposals import to_sa_proposals
+
+    proposals = to_sa_proposals(policy.esp, ProtocolId.ESP, spi.to_bytes(4, "big"),
+                                default_ke=sa.ke_group, default_sn=C.esn_options(policy))
+    group = None
+    for p in policy.esp.proposals:
+        if p.ke:
+            group = p.ke[0]
+            break
+    group = group or sa.ke_group
+    if getattr(group, "ikev2_id", 0) == 0:  # esp=...-none: no PFS after all
+        return C.sa_payload(policy, spi), None
+    return SA(proposals), group
+
+
+def initiate_child(eng: Engine, sa: IkeSa, policy, now: float,
+                   replacing: ChildSa | None = None, initiated: bool = False
+                   ) -> ChildSa | None:
+    """Start a CREATE_CHILD_SA exchange for a new Child SA of ``policy`` on ``sa`` or, with
+    ``replacing``, to rekey that Child SA."""
+    from .sa import INITIATOR
+
+    if not sa.established or sa.dying or sa.deleting:
+        return None
+    if replacing is not None:
+        policy = replacing.policy
+        local_ts, remote_ts, mode = replacing.local_ts, replacing.remote_ts, replacing.mode
+        state = S.REKEY_CHILD_I1
+    else:
+        local_ts, remote_ts, mode = policy.local_ts, policy.remote_ts, policy.mode
+        state = S.NEW_CHILD_I1
+    child = ChildSa(eng.next_serial(), sa, policy, INITIATOR, S.NEW_CHILD_I0,
+                    local_ts=local_ts, remote_ts=remote_ts, mode=mode)
+    child.ccsa = True
+    child.initiated = initiated
+    child.spi_in = eng.child_spi()
+    child.ni = eng.rand(eng.config.nonce_size)
+    eng.children[child.serial] = child
+    sa.children[child.serial] = child
+    eng.emit(SaCreated(child.serial, "child", sa.serial, policy, INITIATOR, sa.local,
+                       sa.remote, child.state))
+    sa_payload, group = _child_proposals(eng, sa, policy, child.spi_in)
+    inner: list[Payload] = []
+    if replacing is not None:
+        replacing.successor = child.serial
+        child.replaces = replacing.serial
+        inner.append(Notify(ProtocolId.ESP, replacing.spi_in.to_bytes(4, "big"),
+                            NotifyType.REKEY_SA))
+        eng.log(child.serial, f"initiating rekey to replace Child SA #{replacing.serial}")
+    inner += [sa_payload, Nonce(child.ni)]
+    if group is not None:
+        child.ke = eng.key_exchange(group)
+        inner.append(KE(group.ikev2_id, child.ke.public_bytes))
+    inner.extend(C.ts_payloads(local_ts, remote_ts, initiator=True))
+    if mode == "transport":
+        from .message import notify
+
+        inner.append(notify(NotifyType.USE_TRANSPORT_MODE))
+    eng.start_request(sa, _XCHG, lambda msgid: _build(eng, sa, msgid, inner),
+                      "create_child", now, context=child)
+    eng.set_state(child, state)
+    if replacing is not None:
+        eng.log(child.serial, "sent CREATE_CHILD_SA request to rekey IPsec SA")
+    else:
+        eng.log(child.serial, f"sent CREATE_CHILD_SA request to create Child SA using IKE SA "
+                              f"#{sa.serial} {{ESP <0x{child.spi_in:08x}}}")
+    return child
+
+
+def initiate_rekey_ike(eng: Engine, sa: IkeSa, now: float, initiated: bool = False
+                       ) -> IkeSa | None:
+    """Start a CREATE_CHILD_SA exchange rekeying ``sa`` (new SPIs, new keys)."""
+    from .sa import INITIATOR
+
+    if not sa.established or sa.dying or sa.deleting or sa.successor \
+            or sa.chosen is None or sa.ke_group is None:
+        return None
+    policy = sa.policy
+    new = IkeSa(eng.next_serial(), INITIATOR, policy, S.REKEY_IKE_I1, sa.local, sa.remote,
+                eng.random_spi(), created=now)
+    new.rekey_of = sa.serial
+    new.predecessor = sa.serial
+    new.initiated = initiated
+    new.ni = eng.rand(eng.config.nonce_size)
+    new.ke_group = sa.ke_group
+    new.ke = eng.key_exchange(sa.ke_group)
+    new.nat_local, new.nat_remote = sa.nat_local, sa.nat_remote
+    sa.successor = new.serial
+    eng.ike_sas[new.serial] = new  # found by serial (timers, status); by SPI once up
+    eng.emit(SaCreated(new.serial, "ike", 0, policy, INITIATOR, new.local, new.remote,
+                       new.state))
+    eng.log(new.serial, f"initiating rekey to replace IKE SA #{sa.serial}")
+    from ..proposals import to_sa_proposals
+
+    # propose what was agreed before first (its KE is the one we send), then the rest
+    first = sa.chosen.to_sa_proposal(new.spi_i)
+    rest = [p for p in to_sa_proposals(policy.ike, ProtocolId.IKE, new.spi_i,
+                                       default_ke=sa.ke_group)
+            if any(t.type == 4 and t.id == sa.ke_group.ikev2_id for t in p.transforms)]
+    proposals = [first]
+    for p in rest:
+        if len(proposals) < 64 and (p.transforms != first.transforms):
+            proposals.append(p)
+    for i, p in enumerate(proposals, 1):
+        p.number = i
+    inner: list[Payload] = [SA(proposals), Nonce(new.ni),
+                            KE(sa.ke_group.ikev2_id, new.ke.public_bytes)]
+    eng.start_request(sa, _XCHG, lambda msgid: _build(eng, sa, msgid, inner), "rekey_ike",
+                      now, context=new)
+    eng.log(new.serial, f"sent CREATE_CHILD_SA request to rekey IKE SA #{sa.serial} (using "
+                        f"IKE SA #{sa.serial})")
+    return new
+
+
+def _build(eng: Engine, sa: IkeSa, msgid: int, inner: list[Payload]) -> bytes:
+    iv = eng.rand(sa.seal.suite.iv_size)  # type: ignore[union-attr]
+    return build_sk(sa, _XCHG, msgid, inner, False, iv)
+
+
+def process_response(eng: Engine, sa: IkeSa, inb: Inbound, now: float, o) -> None:
+    if o.on_response == "rekey_ike":
+        _rekey_ike_response(eng, sa, inb, now, o.context)
+    elif o.on_response == "create_child":
+        _child_response(eng, sa, inb, now, o.context)
+    else:
+        eng.debug(sa.serial, f"unexpected CREATE_CHILD_SA response for {o.on_response}")
+
+
+def _error(inb: Inbound) -> Notify | None:
+    return next((p for p in inb.payloads if type(p) is Notify and p.is_error), None)
+
+
+def _child_failed(eng: Engine, child: ChildSa, why: str, now: float) -> None:
+    eng.log(child.serial, why)
+    old = eng.children.get(child.replaces) if child.replaces else None
+    if old is not None and old.successor == child.serial:
+        old.successor = 0  # the old one may try again (its REPLACE still stands)
+    if child.initiated:
+        eng.emit(_done(child.serial, False))
+    eng.teardown_child(child, "failed")
+
+
+def _done(serial: int, ok: bool):
+    from .actions import InitiateDone
+
+    return InitiateDone(serial, ok)
+
+
+def _child_response(eng: Engine, sa: IkeSa, inb: Inbound, now: float, child: ChildSa) -> None:
+    if eng.children.get(child.serial) is not child:
+        # deleted while the exchange ran: the peer's new Child SA must go too
+        sa_p = next((p for p in inb.payloads if type(p) is SA), None)
+        if sa_p is not None and sa_p.proposals and len(sa_p.proposals[0].spi) == 4:
+            from . import informational
+
+            eng.log(sa.serial, f"Child SA #{child.serial} was deleted while being "
+                               "negotiated; deleting the peer's new Child SA")
+            informational.request_spi_delete(eng, sa, child.spi_in, now)
+        return
+    err = _error(inb)
+    if err is not None:
+        _child_failed(eng, child, f"CREATE_CHILD_SA failed with error notification "
+                                  f"{nname(err.type)}", now)
+        return
+    nonce = next((p for p in inb.payloads if type(p) is Nonce), None)
+    ke = next((p for p in inb.payloads if type(p) is KE), None)
+    if nonce is None:
+        _child_failed(eng, child, "CREATE_CHILD_SA response is missing Nr", now)
+        return
+    policy = child.policy
+    result = C.check_response(eng, sa, child, inb.payloads, pfs=child.ke is not None)
+    if isinstance(result, str):
+        _child_failed(eng, child, result, now)
+        return
+    chosen, local_ts, remote_ts, mode = result
+    shared = None
+    if child.ke is not None:
+        if ke is None or chosen.ke is None or ke.group != chosen.ke.ikev2_id:
+            _child_failed(eng, child, "CREATE_CHILD_SA response has no acceptable KE payload",
+                          now)
+            return
+        try:
+            shared = child.ke.shared_secret(ke.data)
+        except dh.KeyExchangeError as e:
+            _child_failed(eng, child, f"KE payload unusable: {e}", now)
+            return
+    child.nr = nonce.data
+    child.spi_out = int.from_bytes(chosen.spi, "big")
+    child.chosen = chosen
+    child.local_ts, child.remote_ts, child.mode = local_ts, remote_ts, mode
+    child.keys = C.make_keys(sa, child, chosen, child.ni, child.nr, shared)
+    child.ke = None
+    del policy
+    sa.awaiting_install = child
+    eng.emit(InstallChild(child.serial, sa.serial, child.keys))
+
+
+def child_installed(eng: Engine, child: ChildSa, error: str | None, now: float) -> None:
+    """The kernel answered for a Child SA we negotiated with CREATE_CHILD_SA."""
+    from . import informational
+    from .ike_auth import _child_up
+
+    sa = child.ike
+    sa.awaiting_install = None
+    if error is not None:
+        eng.log(child.serial, "the Child SA could not be installed; deleting it")
+        informational.request_child_delete(eng, child, now)
+        old = eng.children.get(child.replaces) if child.replaces else None
+        if old is not None:
+            old.successor = 0
+        if child.initiated:
+            eng.emit(_done(child.serial, False))
+        return
+    child.installed = True
+    _child_up(eng, child, child.keys, now, child.replaces)
+    if child.initiated:
+        child.initiated = False
+        eng.emit(_done(child.serial, True))
+    old = eng.children.get(child.replaces) if child.replaces else None
+    theirs = eng.children.get(old.collision) if old is not None and old.collision else None
+    if old is not None and theirs is not None:
+        # simultaneous rekey (RFC 7296 2.8.1): the exchange with the lowest nonce made the
+        # redundant SA; whoever initiated that exchange deletes it, the other end the old
+        old.collision = 0
+        if min(child.ni, child.nr) < min(theirs.ni, theirs.nr):
+            eng.log(child.serial, f"simultaneous rekey of Child SA #{old.serial}: this "
+                                  "exchange has the lowest nonce; deleting its Child SA")
+            old.successor = theirs.serial
+            child.replaces = 0
+            informational.request_child_delete(eng, child, now)
+            return
+        old.successor = child.serial
+    if old is not None and old.ike is sa and not sa.dying:
+        eng.log(old.serial, f"deleting {'established' if old.established else 'larval'} "
+                            f"Child SA using IKE SA #{sa.serial}")
+        informational.request_child_delete(eng, old, now, quiet=True)
+
+
+def _rekey_ike_response(eng: Engine, sa: IkeSa, inb: Inbound, now: float, new: IkeSa) -> None:
+    if eng.ike_sas.get(new.serial) is not new or new.dying:
+        return
+    err = _error(inb)
+    sa_p = next((p for p in inb.payloads if type(p) is SA), None)
+    nonce = next((p for p in inb.payloads if type(p) is Nonce), None)
+    ke = next((p for p in inb.payloads if type(p) is KE), None)
+
+    def fail(why: str) -> None:
+        eng.log(new.serial, why)
+        sa.successor = 0
+        eng.teardown_ike(new, "failed")
+
+    if err is not None:
+        fail(f"CREATE_CHILD_SA failed with error notification {nname(err.type)}")
+        if err.type == NotifyType.TEMPORARY_FAILURE and not sa.dying:
+            # a collision: try again a little later (RFC 7296 2.25)
+            eng.arm(sa, "REKEY", now + max(1.0, min(10.0, sa.policy.retransmit_timeout / 6)))
+        return
+    if sa_p is None or nonce is None or ke is None:
+        fail("CREATE_CHILD_SA rekey IKE SA response is missing SA, Nr or KEr")
+        return
+    try:
+        chosen = match_accepted(sa.policy.ike, sa_p.proposals, expect_spi=True,
+                                default_ke=sa.ke_group)
+    except ProposalSyntaxError as e:
+        fail(f"accepted proposal is invalid: {e}")
+        return
+    if chosen is None or chosen.ke is None or chosen.ke.ikev2_id != ke.group \
+            or ke.group != sa.ke_group.ikev2_id or len(chosen.spi) != 8:
+        fail(f"remote accepted the invalid proposal {remote_text(sa_p)}")
+        return
+    try:
+        shared = new.ke.shared_secret(ke.data)
+    except dh.KeyExchangeError as e:
+        fail(f"KE payload unusable: {e}")
+        return
+    new.ke = None
+    new.nr = nonce.data
+    new.spi_r = chosen.spi
+    new.chosen, new.ke_group = chosen, chosen.ke
+    new.peer_id, new.established = sa.peer_id, True
+    suite = SkCrypto(chosen.encr, chosen.key_bits, None if chosen.aead else chosen.integ)
+    keys = kdf.derive_rekey_ike_keys(sa.prf, sa.sk_d, chosen.prf, suite.encr_key_bytes,
+                                     suite.integ_key_bytes, shared, new.ni, new.nr,
+                                     new.spi_i, new.spi_r)
+    new.prf, new.ike_keys = chosen.prf, keys
+    new.sk_d, new.sk_pi, new.sk_pr = keys.sk_d, keys.sk_pi, keys.sk_pr
+    new.seal = suite.bind(keys.sk_ei, keys.sk_ai or None)
+    new.unseal = suite.bind(keys.sk_er, keys.sk_ar or None)
+    theirs = eng.ike_sas.get(sa.collision) if sa.collision else None
+    sa.collision = 0
+    _promote(eng, sa, new, now, f"initiator rekeyed IKE SA #{sa.serial}")
+    new.rekey_of = 0
+    new.predecessor = 0
+    sa.successor = 0
+    eng.finish_initiate(new, True)
+    if theirs is not None and not theirs.dying:
+        # simultaneous IKE SA rekey (RFC 7296 2.8.1): the exchange with the lowest nonce
+        # made the redundant IKE SA; its initiator deletes it, the other end the old one
+        if min(new.ni, new.nr) < min(theirs.ni, theirs.nr):
+            eng.log(new.serial, f"simultaneous rekey of IKE SA #{sa.serial}: this exchange "
+                                "has the lowest nonce; deleting its IKE SA")
+            for child in list(new.children.values()):
+                child.ike = theirs
+                theirs.children[child.serial] = child
+                eng.emit(ParentChanged(child.serial, theirs.serial))
+            new.children.clear()
+            eng._delete_ike(new, now, notify=True, wait=True)
+            return
+        for child in list(theirs.children.values()):
+            child.ike = new
+            new.children[child.serial] = child
+            eng.emit(ParentChanged(child.serial, new.serial))
+        theirs.children.clear()
+    # the old IKE SA goes (telling the peer, waiting for its answer)
+    eng._delete_ike(sa, now, notify=True, wait=True)
+
+
+def _promote(eng: Engine, old: IkeSa, new: IkeSa, now: float, what: str) -> None:
+    """The new IKE SA is up: it takes over the Child SAs (and queued requests)."""
+    from .ike_auth import schedule_lifetime
+    from .ike_sa_init import newest, secured
+
+    eng.register(new)
+    eng.set_state(new, S.ESTABLISHED_IKE_SA)
+    for child in list(old.children.values()):
+        child.ike = new
+        new.children[child.serial] = child
+        eng.emit(ParentChanged(child.serial, new.serial))
+    old.children.clear()
+    old.first_child = None
+    eng.log(new.serial, f"{what} {secured(new.chosen)}")  # type: ignore[arg-type]
+    eng.emit(IkeEstablished(new.serial, old.peer_id.text if old.peer_id else "",
+                            newest(new.chosen), new.policy.ike_lifetime))  # type: ignore[arg-type]
+    schedule_lifetime(eng, new, new.policy.ike_lifetime, now)
+    if new.policy.dpd_delay > 0:
+        eng.arm(new, "LIVENESS", now + new.policy.dpd_delay)
+    for event in ("REKEY", "REPLACE", "EXPIRE", "LIVENESS"):
+        eng.arm(old, event, None)

@@ -174,7 +174,10 @@ class Engine:
         out = self._out = []
         child = self.children.get(serial)
         if child is not None:
-            ike_auth.child_installed(self, child, error, now)
+            if child.ccsa:
+                create_child_sa.child_installed(self, child, error, now)
+            else:
+                ike_auth.child_installed(self, child, error, now)
         self._out = []
         return out
 
@@ -211,21 +214,53 @@ class Engine:
         return out
 
     def rekey_ike(self, serial: int, now: float) -> list[Action]:
-        """Operator asked to rekey (``--rekey-ike``/``--rekey-child``): replace the IKE SA
-        and its Child SA by a new negotiation, then delete the old ones.  The first action
-        is the new IKE SA's ``SaCreated`` (none when replacing is not possible)."""
+        """Operator asked to rekey the IKE SA (``--rekey-ike``): a CREATE_CHILD_SA exchange
+        with new SPIs and keys moving the Child SAs (``reauth=yes``: replace the IKE SA by
+        a new negotiation instead).  The first action is the new IKE SA's ``SaCreated``
+        (none when rekeying is not possible); ``InitiateDone`` for it ends the rekey."""
         out = self._out = []
         sa = self.ike_sas.get(serial)
         if sa is None:
             child = self.children.get(serial)
             sa = child.ike if child is not None else None
         if sa is not None:
-            new = self.replace_ike(sa, now, operator=True)
+            new = self._rekey_ike(sa, now, operator=True)
             if new is None:
-                self.log(sa.serial, "cannot rekey: not an established IKE SA with a known "
-                                    "peer address, or a replacement is already under way")
+                self.log(sa.serial, "cannot rekey: not an established IKE SA, or a rekey is "
+                                    "already under way")
         self._out = []
         return out
+
+    def rekey_child(self, serial: int, now: float) -> list[Action]:
+        """Operator asked to rekey a Child SA (``--rekey-child``): CREATE_CHILD_SA with
+        N(REKEY_SA); the first action is the new Child SA's ``SaCreated``."""
+        out = self._out = []
+        child = self.children.get(serial)
+        if child is not None:
+            new = None
+            if child.established and not child.successor:
+                new = create_child_sa.initiate_child(self, child.ike, child.policy, now,
+                                                     replacing=child, initiated=True)
+            if new is None:
+                self.log(child.serial, "cannot rekey: not an established Child SA, or a "
+                                       "rekey is already under way")
+        self._out = []
+        return out
+
+    def initiate_child(self, policy: Policy, ike_serial: int, now: float) -> list[Action]:
+        """A new Child SA for ``policy`` on the established IKE SA ``ike_serial`` (a
+        connection sharing the IKE SA); the first action is its ``SaCreated``."""
+        out = self._out = []
+        sa = self.ike_sas.get(ike_serial)
+        if sa is not None:
+            create_child_sa.initiate_child(self, sa, policy, now, initiated=True)
+        self._out = []
+        return out
+
+    def _rekey_ike(self, sa: IkeSa, now: float, operator: bool = False) -> IkeSa | None:
+        if sa.policy.reauth:
+            return self.replace_ike(sa, now, operator=operator)
+        return create_child_sa.initiate_rekey_ike(self, sa, now, initiated=operator)
 
     def replace_ike(self, sa: IkeSa, now: float, operator: bool = False) -> IkeSa | None:
         """Make-before-break replacement: negotiate a new IKE SA (and Child SA) for the same
@@ -398,6 +433,10 @@ class Engine:
         sa.outstanding = None
         sa.pending.clear()
         sa.dying = True
+        if sa.successor:  # a CREATE_CHILD_SA rekey of this SA still running goes with it
+            succ = self.ike_sas.get(sa.successor)
+            if succ is not None and succ.rekey_of == sa.serial and not succ.dying:
+                self.teardown_ike(succ, reason)
         if self._by_spi.get(sa.our_spi) is sa:
             del self._by_spi[sa.our_spi]
         if not sa.is_initiator:
@@ -443,7 +482,9 @@ class Engine:
             self.replace_ike(sa, now)
             self._delete_ike(sa, now, notify=True, wait=False)
         elif event == REKEY:
-            self.replace_ike(sa, now)
+            # only the newest IKE SA of the connection rekeys (one being replaced does not)
+            if not sa.successor:
+                self._rekey_ike(sa, now)
         elif event == LIVENESS:
             # dpddelay=: probe with an empty INFORMATIONAL when no exchange is running; no
             # answer within retransmit-timeout means the peer is dead (the SA goes)
@@ -453,9 +494,15 @@ class Engine:
 
     def _child_timer(self, child: ChildSa, event: str, now: float) -> None:
         if event == REKEY:
-            self.replace_ike(child.ike, now)
+            # only the newest Child SA rekeys: one already rekeyed (by either end) waits
+            # for its delete
+            if not child.successor and child.established and child.ike.established \
+                    and not child.ike.dying:
+                create_child_sa.initiate_child(self, child.ike, child.policy, now,
+                                               replacing=child)
             return
-        if event == REPLACE and child.ike.successor:
+        if event == REPLACE and child.ike.successor and not self.ike_sas.get(
+                child.ike.successor, child.ike).rekey_of:
             return  # the replacement IKE SA brings a new Child SA; this one goes with its IKE
         if event in (REPLACE, EXPIRE):
             if child.ike.established and not child.ike.dying:

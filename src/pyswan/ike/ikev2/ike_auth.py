@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..codec import AUTH, GenericPayload, IDi, IDr, Notify, Payload
+from ..codec import AUTH, CERT, CERTREQ, GenericPayload, IDi, IDr, Notify, Payload
 from ..constants import ExchangeType, IdType, NotifyType, PayloadType
 from . import child as C
 from . import informational
@@ -25,7 +25,7 @@ from .actions import (
     InstallChild,
     SaCreated,
 )
-from .authn import METHOD_TEXT, AuthFailure, check_auth, make_auth
+from .authn import AuthFailure, certreq_payload, check_auth, our_auth
 from .message import build_sk, endpoint_text, nname, notifies_of, notify
 from .policy import Identity, IdentityError, Policy
 from .sa import INITIATOR, RESPONDER, ChildSa, IkeSa, Outstanding
@@ -49,16 +49,21 @@ def initiate(eng: Engine, sa: IkeSa, now: float) -> None:
     eng.emit(SaCreated(child.serial, "child", sa.serial, policy, INITIATOR, sa.local,
                        sa.remote, child.state))
     try:
-        auth = make_auth(eng, sa)
+        ours = our_auth(eng, sa)
     except AuthFailure as e:
-        eng.log(sa.serial, str(e))
+        for line in (*e.lines, str(e)):
+            eng.log(sa.serial, line)
         eng.log(sa.serial, f"encountered fatal error in state {sa.state.name}", RC_FATAL)
         eng.teardown_ike(sa, "failed", f"deleting IKE SA ({sa.state.story})", rc=RC_FATAL)
         return
     inner: list[Payload] = [IDi(policy.local_id.id_type, policy.local_id.data)]
+    inner.extend(CERT(4, der) for der in ours.certs)
+    certreq = certreq_payload(eng, policy, True)
+    if certreq is not None:
+        inner.append(certreq)
     if policy.send_idr and policy.remote_id is not None:
         inner.append(IDr(policy.remote_id.id_type, policy.remote_id.data))
-    inner.append(auth)
+    inner.append(ours.auth)
     if policy.initial_contact:
         inner.append(notify(NotifyType.INITIAL_CONTACT))
     inner.append(C.sa_payload(policy, child.spi_in))
@@ -71,8 +76,7 @@ def initiate(eng: Engine, sa: IkeSa, now: float) -> None:
                                              eng.rand(iv_size)),
                       "ike_auth", now)
     eng.set_state(sa, S.IKE_AUTH_I)
-    method = METHOD_TEXT.get(auth.method, str(auth.method))  # type: ignore[call-overload]
-    eng.log(sa.serial, f"sent IKE_AUTH request to {endpoint_text(sa.remote)} with {method} "
+    eng.log(sa.serial, f"sent IKE_AUTH request to {endpoint_text(sa.remote)} with {ours.text} "
                        f"and {policy.local_id.type_name} '{policy.local_id}'; Child SA "
                        f"#{child.serial} {{ESP <0x{child.spi_in:08x}}}")
 
@@ -81,19 +85,24 @@ def process_response(eng: Engine, sa: IkeSa, inb: Inbound, now: float,
                      o: Outstanding) -> None:
     policy = sa.policy
     idr = auth = None
+    certs: list[bytes] = []
     for p in inb.payloads:
         if type(p) is IDr and idr is None:
             idr = p
         elif type(p) is AUTH and auth is None:
             auth = p
+        elif type(p) is CERT and p.encoding == 4:
+            certs.append(p.data)
     assert idr is not None and auth is not None
     try:
         peer = Identity.of(idr.id_type, idr.data)
         if policy.remote_id is not None and peer.key != policy.remote_id.key:
             raise AuthFailure(f"Peer ID '{peer}' mismatched on first found connection and "
                               "no better connection found")
-        how = check_auth(eng, sa, peer, auth)
+        how = check_auth(eng, sa, peer, auth, certs)
     except (AuthFailure, IdentityError) as e:
+        for line in getattr(e, "lines", ()):
+            eng.log(sa.serial, line)
         eng.log(sa.serial, str(e) if isinstance(e, AuthFailure)
                 else f"authentication failed: responder ID payload invalid: {e}")
         eng.log(sa.serial, f"encountered fatal error in state {sa.state.name}", RC_FATAL)
@@ -166,6 +175,7 @@ def process_failure_response(eng: Engine, sa: IkeSa, inb: Inbound, now: float,
 
 def process_request(eng: Engine, sa: IkeSa, inb: Inbound, now: float) -> None:
     idi = idr = auth = None
+    certs: list[bytes] = []
     for p in inb.payloads:
         t = type(p)
         if t is IDi and idi is None:
@@ -174,6 +184,10 @@ def process_request(eng: Engine, sa: IkeSa, inb: Inbound, now: float) -> None:
             idr = p
         elif t is AUTH and auth is None:
             auth = p
+        elif t is CERT and p.encoding == 4:  # type: ignore[attr-defined]
+            certs.append(p.data)  # type: ignore[attr-defined]
+        elif t is CERTREQ:
+            sa.peer_certreq = True
     assert idi is not None and auth is not None
     try:
         peer = Identity.of(idi.id_type, idi.data)
@@ -195,14 +209,18 @@ def process_request(eng: Engine, sa: IkeSa, inb: Inbound, now: float) -> None:
         eng.log(sa.serial, f'switched to "{policy.name}"')
         eng.switch_policy(sa, policy)
     try:
-        how = check_auth(eng, sa, peer, auth)
-        my_auth = make_auth(eng, sa, peer)
+        how = check_auth(eng, sa, peer, auth, certs)
+        mine = our_auth(eng, sa, peer)
     except AuthFailure as e:
+        for line in e.lines:
+            eng.log(sa.serial, line)
         _auth_failed(eng, sa, inb, str(e))
         return
     _established(eng, sa, peer, how, now)
     policy = sa.policy
-    head: list[Payload] = [IDr(policy.local_id.id_type, policy.local_id.data), my_auth]
+    head: list[Payload] = [IDr(policy.local_id.id_type, policy.local_id.data)]
+    head.extend(CERT(4, der) for der in mine.certs)
+    head.append(mine.auth)
     present = {p.payload_type for p in inb.payloads}
     if not {33, 44, 45} <= present:  # SA, TSi, TSr: no Child SA asked for
         _respond(eng, sa, inb.message_id, head)
@@ -277,7 +295,7 @@ def _established(eng: Engine, sa: IkeSa, peer: Identity, how: str, now: float) -
     eng.arm(sa, "DISCARD", None)
     eng.set_state(sa, S.ESTABLISHED_IKE_SA)
     role = "initiator" if sa.is_initiator else "responder"
-    eng.log(sa.serial, f"{role} established IKE SA; authenticated peer using {how}")
+    eng.log(sa.serial, f"{role} established IKE SA; authenticated peer {how}")
     eng.emit(IkeEstablished(sa.serial, _id_display(peer), newest(sa.chosen),  # type: ignore[arg-type]
                             sa.policy.ike_lifetime))
     schedule_lifetime(eng, sa, sa.policy.ike_lifetime, now)

@@ -39,6 +39,7 @@ from ..proposals import (
     select_proposal,
     to_sa_proposals,
 )
+from . import authn
 from . import states as S
 from .actions import RC_FATAL, SaCreated, SaDeleted, Send
 from .message import (
@@ -63,6 +64,10 @@ _U16 = Struct("!H")
 _SIGNATURE_HASHES = bytes.fromhex("000200030004")  # SHA2-256, SHA2-384, SHA2-512
 _SIGNATURE_AUTH = ("rsasig", "ecdsa", "eddsa")
 _COOKIE_VERSION = b"\x00\x01"
+
+#: RFC 7383 reassembly is not written yet: announcing support would make peers (strongSwan)
+#: fragment a large IKE_AUTH that we then drop. Flip once SKF is handled.
+FRAGMENTATION_IMPLEMENTED = False
 
 
 def prepared(policy: Policy) -> dict[str, Any]:
@@ -119,10 +124,11 @@ def _build_request(sa: IkeSa) -> bytes:
         payloads.append(notify(NotifyType.COOKIE, sa.cookie))  # must come first (2.6)
     payloads += [prepared(policy)["ike_sa"], KE(sa.ke_group.ikev2_id, sa.ke.public_bytes),
                  Nonce(sa.ni)]
-    if policy.fragmentation:
+    if policy.fragmentation and FRAGMENTATION_IMPLEMENTED:
         payloads.append(notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED))
-    if policy.local_auth in _SIGNATURE_AUTH:
-        payloads.append(notify(NotifyType.SIGNATURE_HASH_ALGORITHMS, _SIGNATURE_HASHES))
+    sighash = authn.sighash_data(policy)
+    if sighash is not None:
+        payloads.append(notify(NotifyType.SIGNATURE_HASH_ALGORITHMS, sighash))
     payloads += nat_notifies(sa.spi_i, ZERO_SPI, sa.local, sa.remote)
     data = build_clear(sa, ExchangeType.IKE_SA_INIT, 0, payloads, False)
     sa.init_request = data
@@ -219,6 +225,7 @@ def process_response(eng: Engine, sa: IkeSa, inb: Inbound, now: float,
     sa.ke = None  # the private value is no longer needed
     notes = notifies_of(inb.payloads)
     sa.peer_fragmentation = NotifyType.IKEV2_FRAGMENTATION_SUPPORTED in notes
+    authn.note_peer_init(sa, inb.payloads, notes)
     _nat_detect(sa, notes, initiator=True)
     if sa.nat_local or sa.nat_remote or policy.encapsulation == "yes":
         # RFC 7296 2.23: once a NAT is seen, everything from IKE_AUTH on uses the NAT-T
@@ -333,15 +340,22 @@ def receive_request(eng: Engine, data: bytes, local: Endpoint, remote: Endpoint,
     sa.ke_group = chosen.ke
     sa.init_request = data
     sa.peer_fragmentation = NotifyType.IKEV2_FRAGMENTATION_SUPPORTED in notes
+    authn.note_peer_init(sa, payloads, notes)
     _nat_detect(sa, notes, initiator=False)
     if policy.encapsulation == "yes":
         sa.nat_remote = True
     derive_keys(sa, chosen, shared)
     out: list[Payload] = [_accepted_sa(chosen), KE(chosen.ke.ikev2_id, ke_out),
                           Nonce(sa.nr)]
-    if policy.fragmentation and sa.peer_fragmentation:
+    if policy.fragmentation and sa.peer_fragmentation and FRAGMENTATION_IMPLEMENTED:
         out.append(notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED))
     out += nat_notifies(sa.spi_i, sa.spi_r, local, remote)
+    certreq = authn.certreq_payload(eng, policy, False)
+    if certreq is not None:
+        out.append(certreq)
+    sighash = authn.sighash_data(policy)
+    if sighash is not None and sa.peer_hashes is not None:
+        out.append(notify(NotifyType.SIGNATURE_HASH_ALGORITHMS, sighash))
     response = build_clear(sa, ExchangeType.IKE_SA_INIT, 0, out, True)
     sa.init_response = response
     eng.send_response(sa, 0, response)

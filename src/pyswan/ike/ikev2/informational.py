@@ -38,7 +38,8 @@ def request_ike_delete(eng: Engine, sa: IkeSa, now: float) -> None:
     eng.log(sa.serial, "sent INFORMATIONAL request to delete IKE SA")
 
 
-def request_child_delete(eng: Engine, child: ChildSa, now: float) -> None:
+def request_child_delete(eng: Engine, child: ChildSa, now: float, quiet: bool = False
+                         ) -> None:
     sa = child.ike
     spi = child.spi_in.to_bytes(4, "big")
     state = "established" if child.established else "larval"
@@ -46,11 +47,21 @@ def request_child_delete(eng: Engine, child: ChildSa, now: float) -> None:
                       lambda msgid: build_delete(eng, sa, msgid,
                                                  [Delete(ProtocolId.ESP, 4, [spi])]),
                       "delete_child", now, context=child.serial)
-    eng.log(child.serial, f"sent INFORMATIONAL request to delete {state} Child SA using IKE "
-                          f"SA #{sa.serial}")
+    if not quiet:
+        eng.log(child.serial, f"sent INFORMATIONAL request to delete {state} Child SA using "
+                              f"IKE SA #{sa.serial}")
     if not child.installed:
         # nothing in the kernel: forget it now, the peer has been told
         eng.teardown_child(child, "rejected")
+
+
+def request_spi_delete(eng: Engine, sa: IkeSa, spi_in: int, now: float) -> None:
+    """Delete a Child SA the peer has and we never installed (named by our inbound SPI)."""
+    spi = spi_in.to_bytes(4, "big")
+    eng.start_request(sa, ExchangeType.INFORMATIONAL,
+                      lambda msgid: build_delete(eng, sa, msgid,
+                                                 [Delete(ProtocolId.ESP, 4, [spi])]),
+                      "delete_child", now, context=0)
 
 
 def request_liveness(eng: Engine, sa: IkeSa, now: float) -> None:

@@ -88,7 +88,12 @@ class Identity:
         return cls(kind, addr.packed, str(addr))
 
     @property
-    def key(self) -> tuple[int, bytes]:
+    def key(self) -> tuple[int, object]:
+        """What makes two IDs the same. A DN is compared by its attributes, not by its
+        DER bytes: peers encode the same DN as PrintableString or UTF8String (Libreswan's
+        same_dn() ignores the string type too)."""
+        if self.id_type == IdType.DER_ASN1_DN:
+            return (self.id_type, _dn_key(self.data))
         return (self.id_type, self.data)
 
     @property
@@ -102,6 +107,18 @@ class Identity:
 
     def __str__(self) -> str:
         return self.text
+
+
+def _dn_key(der: bytes) -> object:
+    """A DN's RDNs as (OID, value) pairs, whatever string types encoded them."""
+    try:
+        from cryptography import x509
+
+        name = x509.Name.from_bytes(der)
+        return tuple(tuple(sorted((a.oid.dotted_string, str(a.value)) for a in rdn))
+                     for rdn in name.rdns)
+    except Exception:  # not a parsable DN: fall back to the bytes
+        return der
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,12 +228,19 @@ class Policy:
     rekey: bool = True
     rekey_margin: float = 540.0
     rekey_fuzz: int = 100
+    reauth: bool = False  # reauth=yes: rekey the IKE SA by re-authenticating (replace)
+    uniqueids: bool = True  # config setup uniqueids=: a new IKE SA replaces older ones
     replay_window: int = 128
     dpd: str = "passive"
     dpd_delay: float = 0.0  # dpddelay=: liveness probe interval (0: passive)
     local_nat_port: int = 4500  # where IKE moves when a NAT is detected (RFC 7296 2.23)
     remote_nat_port: int = 4500
     encapsulation: str = "auto"  # yes: always UDP-encapsulate ESP (and float to NAT ports)
+    # public-key authentication (see authn.py)
+    sig_hashes: tuple[int, ...] = (4, 3, 2)  # RFC 7427 hashes allowed, preferred first
+    rsa_pss: bool = True  # RSASSA-PSS digital signatures (authby=rsasig, rsa-sha2*)
+    rsa_v15: bool = True  # method 1, PKCS#1 v1.5 with SHA-1 (authby=rsasig, rsa-sha1)
+    send_cert: str = "always"  # always|sendifasked|never
     # derived once, used on every initiation (see prepare())
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
 

@@ -53,6 +53,15 @@ class ChildSa:
     installed: bool = False
     established: bool = False
     timers: dict[str, float] = field(default_factory=dict)  # event -> deadline
+    # CREATE_CHILD_SA (rekey.py / create_child_sa.py)
+    replaces: int = 0  # the Child SA this one rekeys (0: a new Child SA)
+    successor: int = 0  # the Child SA that rekeyed this one (it no longer rekeys)
+    collision: int = 0  # the peer's rekey of this Child SA while ours runs
+    ccsa: bool = False  # we initiate it with CREATE_CHILD_SA (not IKE_AUTH)
+    initiated: bool = False  # someone awaits InitiateDone for it
+    ni: bytes = b""
+    nr: bytes = b""
+    ke: Any = None  # our KeyExchange with PFS
 
     @property
     def ike_serial(self) -> int:
@@ -82,6 +91,8 @@ class IkeSa:
     peer_fragmentation: bool = False
     nat_local: bool = False  # we are behind a NAT
     nat_remote: bool = False  # the peer is behind a NAT
+    peer_hashes: frozenset[int] | None = None  # SIGNATURE_HASH_ALGORITHMS (None: absent)
+    peer_certreq: bool = False  # the peer sent a CERTREQ
     # keys
     prf: Any = None
     sk_d: bytes = b""
@@ -108,6 +119,8 @@ class IkeSa:
     predecessor: int = 0  # the IKE SA this one replaces
     successor: int = 0  # the IKE SA replacing this one, while it is being negotiated
     dying: bool = False  # torn down
+    rekey_of: int = 0  # larval: the IKE SA this CREATE_CHILD_SA rekey replaces
+    collision: int = 0  # the IKE SA the peer's rekey of this one made while ours runs
     timers: dict[str, float] = field(default_factory=dict)  # event -> deadline
 
     @property

@@ -52,11 +52,16 @@ NEW_CHILD_I0 = _s("NEW_CHILD_I0", "STATE_V2_NEW_CHILD_I0", IGNORE, ike=False)
 NEW_CHILD_R0 = _s("NEW_CHILD_R0", "STATE_V2_NEW_CHILD_R0", OPEN, ike=False)
 ESTABLISHED_CHILD_SA = _s("ESTABLISHED_CHILD_SA", "established Child SA", ESTABLISHED,
                           ike=False)
+NEW_CHILD_I1 = _s("NEW_CHILD_I1", "sent CREATE_CHILD_SA request for new IPsec SA", OPEN,
+                   ike=False)
+REKEY_CHILD_I1 = _s("REKEY_CHILD_I1", "sent CREATE_CHILD_SA request to rekey IPsec SA", OPEN,
+                    ike=False)
+REKEY_IKE_I1 = _s("REKEY_IKE_I1", "sent CREATE_CHILD_SA request to rekey IKE SA", OPEN)
 ZOMBIE = _s("ZOMBIE", "deleted state", ESTABLISHED)
 
 ALL_STATES = (UNSECURED_R, IKE_SA_INIT_I0, IKE_SA_INIT_I, IKE_SA_INIT_IR, IKE_SA_INIT_R,
               IKE_AUTH_I, NEW_CHILD_I0, NEW_CHILD_R0, ESTABLISHED_IKE_SA,
-              ESTABLISHED_CHILD_SA, ZOMBIE)
+              ESTABLISHED_CHILD_SA, NEW_CHILD_I1, REKEY_CHILD_I1, REKEY_IKE_I1, ZOMBIE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +124,8 @@ TRANSITIONS: tuple[Transition, ...] = (
     T(ESTABLISHED_IKE_SA, X.CREATE_CHILD_SA, False, (P.SA, P.Ni),
       "create_child_sa.process_request", ESTABLISHED_IKE_SA,
       "Respond to CREATE_CHILD_SA (new or rekeyed Child SA, rekeyed IKE SA)"),
+    T(ESTABLISHED_IKE_SA, X.CREATE_CHILD_SA, True, (), "create_child_sa.process_response",
+      ESTABLISHED_IKE_SA, "Process CREATE_CHILD_SA response (new Child SA, Child or IKE rekey)"),
     # INFORMATIONAL
     T(ESTABLISHED_IKE_SA, X.INFORMATIONAL, False, (), "informational.process_request",
       ESTABLISHED_IKE_SA, "Informational Request (liveness, delete, notify)"),

@@ -1,0 +1,99 @@
+"""IKEv2 SA lifecycle between two real plutos with lifetimes shortened to seconds:
+CREATE_CHILD_SA rekeys on the timers with no gap in the Child SA set, whack's
+--rekey-ike/--rekey-child/--down-ike, and revival of an UP connection."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from pyswan_testlib import Pluto, free_udp_port
+
+SECRETS = '@west @east : PSK "the shared secret"\n'
+
+
+@pytest.fixture
+def pair(tmp_path):
+    port = free_udp_port("127.0.0.1")
+    plutos = []
+    for name, addr in (("west", "127.0.0.1"), ("east", "127.0.0.2")):
+        d = tmp_path / name
+        d.mkdir()
+        p = Pluto(d, addr=addr, ikeport=port, secrets=SECRETS)
+        p.start()
+        assert p.whack("--listen").rc == 0
+        plutos.append(p)
+    yield plutos
+    for p in plutos:
+        p.stop()
+
+
+def _add(p: Pluto, *extra: str) -> None:
+    res = p.whack("--name", "c", "--host", "127.0.0.1", "--id", "@west",
+                  "--client", "10.1.0.0/24", "--to", "--host", "127.0.0.2", "--id", "@east",
+                  "--client", "10.2.0.0/24", "--psk", "--tunnel", "--encrypt", "--pfs", *extra)
+    assert res.rc == 0, res
+
+
+def _children(p: Pluto) -> list[int]:
+    return [int(x.split(":")[0][1:]) for x in p.whack("--showstates").lines
+            if "established Child SA" in x]
+
+
+def _wait(cond, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.05)
+
+
+def test_timers_rekey_repeatedly_without_a_gap(pair):
+    west, east = pair
+    short = ("--ikelifetime", "6", "--ipseclifetime", "4", "--rekeymargin", "2")
+    _add(west, *short)
+    _add(east, *short)
+    assert west.whack("--name", "c", "--initiate").rc == 0
+    states = west.whack("--showstates").lines
+    assert re.search(r"established IKE SA; REKEY in \ds; REPLACE in 6s; newest;", states[0])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        assert _children(west) and _children(east)  # never a gap
+        time.sleep(0.1)
+    log = west.logtext()
+    assert log.count("initiator rekeyed Child SA") >= 3
+    assert re.search(r'"c" #\d+: initiating rekey to replace Child SA #\d+', log)
+    assert "sent CREATE_CHILD_SA request to rekey IPsec SA" in log
+    assert re.search(r'"c" #\d+: deleting established Child SA using IKE SA #\d+', log)
+    assert "rekeyed IKE SA" in log + east.logtext()
+    assert len(_children(west)) <= 2
+
+
+def test_whack_rekey_and_down_ike(pair):
+    west, east = pair
+    _add(west)
+    _add(east)
+    assert west.whack("--name", "c", "--initiate").rc == 0
+    res = west.whack("--name", "c", "--rekey-child")
+    assert res.rc == 0, res
+    assert res.lines[0] == '"c" #3: initiating rekey to replace Child SA #2'
+    assert res.lines[1] == '"c" #3: sent CREATE_CHILD_SA request to rekey IPsec SA'
+    assert res.lines[2].startswith('"c" #3: initiator rekeyed Child SA #2 using #1; IPsec tunnel')
+    res = west.whack("--name", "c", "--rekey-ike")
+    assert res.rc == 0, res
+    assert res.lines[0] == '"c" #4: initiating rekey to replace IKE SA #1'
+    assert any(x.startswith('"c" #4: initiator rekeyed IKE SA #1 {cipher=') for x in res.lines)
+    _wait(lambda: {x.split(":")[0] for x in west.whack("--showstates").lines} == {"#3", "#4"})
+    # --delete-ike keeps UP: the connection revives
+    res = west.whack("--name", "c", "--delete-ike")
+    assert res.rc == 0, res
+    _wait(lambda: "revival attempt 1 scheduled in 0 seconds" in west.logtext())
+    _wait(lambda: len(_children(west)) == 1 and len(_children(east)) == 1)
+    # --down-ike clears UP: nothing comes back
+    res = west.whack("--name", "c", "--down-ike")
+    assert res.rc == 0, res
+    _wait(lambda: _children(west) == [] and _children(east) == [])
+    time.sleep(0.5)
+    assert west.whack("--showstates").lines == []
+    assert west.logtext().count("revival attempt") == 1
