@@ -126,3 +126,31 @@ def test_scapy_decodes_ike_sa_init_as_we_sent_it():
         ids.append((transforms.transform_type, transforms.transform_id))
         transforms = transforms.payload if transforms.payload else None
     assert (1, 20) in ids and (2, 5) in ids and (4, 31) in ids
+
+
+def test_scapy_decodes_every_message_of_a_whole_lifetime():
+    """Every datagram both engines emit (IKE_SA_INIT, IKE_AUTH, CREATE_CHILD_SA rekeys,
+    INFORMATIONAL deletes) decodes with scapy's IKEv2 layer to the header we meant, and
+    scapy rebuilds exactly our bytes."""
+    scapy_ikev2 = pytest.importorskip("scapy.contrib.ikev2")
+    net, _ = _exchange("aes256-sha2_256-dh31", "aes256-sha2_256")
+    net.handle(net.west, net.west.engine.rekey_child(2, net.now))
+    net.run()
+    ike = next(s for s, kind in net.west.states.items() if kind == "ike")
+    net.handle(net.west, net.west.engine.rekey_ike(ike, net.now))
+    net.run()
+    ike = max(s for s, kind in net.west.states.items() if kind == "ike")
+    net.handle(net.west, net.west.engine.delete_ike(ike, net.now))
+    net.run()
+    exchanges = set()
+    for _direction, data in net.sent:
+        ours = decode_message(data)
+        theirs = scapy_ikev2.IKEv2(data)
+        assert (theirs.init_SPI, theirs.resp_SPI) == (ours.spi_i, ours.spi_r)
+        assert theirs.exch_type == ours.exchange and theirs.flags == ours.flags
+        assert theirs.id == ours.message_id and theirs.length == len(data)
+        if ours.exchange != 34:  # everything after IKE_SA_INIT is inside SK
+            assert theirs.next_payload == 46 and theirs.haslayer(scapy_ikev2.IKEv2_Encrypted)
+        assert bytes(theirs) == data
+        exchanges.add(ours.exchange)
+    assert exchanges == {34, 35, 36, 37}  # INIT, AUTH, CREATE_CHILD_SA, INFORMATIONAL
