@@ -488,3 +488,51 @@ def test_glue_rekey_replaces_sas_and_keeps_kernel_consistent(tmp_path):
             assert p.conns.get("c").newest_child == 4
             assert p.conns.get("c").routing == "routed-tunnel"
     _run(scenario())
+
+
+def test_glue_kernel_expire_soft_rekeys_and_hard_deletes(tmp_path):
+    """ipsec-max-bytes: the kernel's soft EXPIRE (half the limit) rekeys the Child SA, the
+    hard EXPIRE deletes it on both sides."""
+    async def scenario():
+        from pyswan.whack.protocol import Request
+
+        west, east = await _glued(tmp_path)
+        for p in (west, east):
+            p.kernel.add_event_handler(p.engine.on_kernel_event)
+        conn = west.conns.get("c")
+        w = _Whack()
+        await west.engine.initiate(conn, w, Request("initiate", "c"))
+        await _settle(west, east)
+        child = west.states.get(conn.newest_child)
+        # the SA spec carries the limits derived from the conn
+        spec, _counters = await west.kernel.get_sa(child.peer[0], child.spi_out)
+        assert spec.lifetime.hard_bytes == 2**64 - 1  # default ipsec-max-bytes: no limit
+        # a conn with a byte limit
+        triples = [("left", "host", "127.0.0.1"), ("left", "id", "@west"),
+                   ("left", "subnet", "10.1.0.0/24"), ("right", "host", "127.0.0.2"),
+                   ("right", "id", "@east"), ("right", "subnet", "10.2.0.0/24"),
+                   ("", "authby", "secret"), ("", "ipsec-max-bytes", "1000")]
+        from pyswan.pluto.connadd import add_connection
+
+        for p in (west, east):
+            await p.engine.terminate(p.conns.get("c"), _Whack(), delete=True)
+            await _settle(west, east)
+            assert add_connection(p, "c", triples, _Whack(), replace=True) is not None
+        conn = west.conns.get("c")
+        await west.engine.initiate(conn, _Whack(), Request("initiate", "c"))
+        await _settle(west, east)
+        first = west.states.get(conn.newest_child)
+        west.kernel.add_traffic(first.peer[0], first.spi_out, nbytes=600)  # > soft (500)
+        await _settle(west, east)
+        second = conn.newest_child
+        assert second != first.serial and west.states.get(second).established
+        log = (tmp_path / "west.log").read_text()
+        assert f'"c" #{first.serial}: kernel soft expire of' in log
+        assert f'"c" #{second}: initiator rekeyed Child SA #{first.serial}' in log
+        st = west.states.get(second)
+        west.kernel.add_traffic(st.peer[0], st.spi_out, nbytes=1200)  # > hard (1000)
+        await _settle(west, east)
+        assert west.states.get(second) is None
+        assert f'"c" #{second}: kernel hard expire of' in (tmp_path / "west.log").read_text()
+        assert not [s for s in east.states if s.kind == "child"]
+    _run(scenario())

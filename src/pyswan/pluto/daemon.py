@@ -71,6 +71,7 @@ class Pluto:
         from .ikeglue import IkeGlue
 
         self.engine = IkeGlue(self)
+        self.kernel.add_event_handler(self.engine.on_kernel_event)
 
         self.kernel.add_event_handler(lambda ev: routing.on_kernel_event(self, ev))
         self.control = ControlServer(self.opts.ctl_path, self.handle, self.log.log)

@@ -47,10 +47,13 @@ from ..ike.ikev2 import (
 )
 from ..ike.proposals import ProposalError, parse_proposals
 from ..kernel.base import (
+    XFRM_INF,
     AuthAlg,
     Encap,
     EncrAlg,
+    ExpireEvent,
     KernelError,
+    Lifetime,
     SaSpec,
     ipsec_policies,
     reqid_for,
@@ -734,11 +737,13 @@ class IkeGlue:
         e_out, a_out = algs(k.encr_key_out, k.integ_key_out)
         mode = "transport" if k.mode == "transport" else "tunnel"
         sel_out = _kernel_selectors(k.local_ts, k.remote_ts)[0] if mode == "transport" else None
+        lifetime = _byte_limits(st.conn.config)
         inbound = SaSpec(remote, local, k.spi_in, "esp", mode, reqid, e_in, a_in,  # type: ignore[arg-type]
-                         replay_window=k.replay_window, esn=k.esn, encap=encap_in,
+                         replay_window=k.replay_window, esn=k.esn, encap=encap_in, lifetime=lifetime,
                          selector=sel_out.reversed() if sel_out else None, direction="inbound")
         outbound = SaSpec(local, remote, k.spi_out, "esp", mode, reqid, e_out, a_out,  # type: ignore[arg-type]
                           replay_window=k.replay_window, esn=k.esn, encap=encap_out,
+                          lifetime=lifetime,
                           selector=sel_out, direction="outbound")
         return inbound, outbound
 
@@ -1002,6 +1007,24 @@ class IkeGlue:
         if st.kind == "child" and st.parent and self._whack.get(st.parent) is w:
             self._whack.pop(st.parent, None)
 
+    def on_kernel_event(self, ev: Any) -> None:
+        """The kernel's EXPIRE for a Child SA's byte/packet limits: soft -> rekey the newest
+        Child SA of its connection, hard -> delete it (and tell the peer)."""
+        if not isinstance(ev, ExpireEvent) or ev.spi == 0:
+            return
+        if self.p.impairments.get("ignore-hard-expire" if ev.hard else "ignore-soft-expire"):
+            return
+        st = next((s for s in self.p.states if s.kind == "child" and s.established
+                   and ev.spi in (s.spi_in, s.spi_out)), None)
+        if st is None:
+            return
+        kind = "hard" if ev.hard else "soft"
+        self.p.log.log(f"{st.conn.prefix} #{st.serial}: kernel {kind} expire of {ev.describe()}")
+        if ev.hard:
+            asyncio.ensure_future(self.delete_state(st, None, notify=True))
+        elif st.conn.newest_child == st.serial and st.conn.config.rekey:
+            self._apply(self.engine.rekey_child(st.serial, self.loop.time()))
+
     async def sa_operation(self, conn: Any, op: str, w: Any, asynchronous: bool) -> None:
         ike = self.p.states.get(conn.newest_ike) if conn.newest_ike else None
         child = self.p.states.get(conn.newest_child) if conn.newest_child else None
@@ -1165,6 +1188,15 @@ def _port(s: Selector) -> int:
 
 def _policy_key(spec: Any) -> tuple:
     return (spec.src, spec.dst, spec.proto, spec.sport, spec.dport, spec.direction)
+
+
+def _byte_limits(config: Any) -> Lifetime:
+    """Kernel byte/packet limits from ipsec-max-bytes/-packets; soft at half, as Libreswan."""
+    hard_b = config.ipsec_max_bytes if config.ipsec_max_bytes < 2**63 else XFRM_INF
+    hard_p = config.ipsec_max_packets if config.ipsec_max_packets < 2**63 else XFRM_INF
+    soft_b = hard_b // 2 if hard_b != XFRM_INF else XFRM_INF
+    soft_p = hard_p // 2 if hard_p != XFRM_INF else XFRM_INF
+    return Lifetime(soft_bytes=soft_b, hard_bytes=hard_b, soft_packets=soft_p, hard_packets=hard_p)
 
 
 def _humber(n: int) -> str:
