@@ -84,3 +84,24 @@ def test_checkconfig_reports_every_problem(tmp_path):
     good = tmp_path / "good.conf"
     good.write_text("conn a\n\tleft=1.2.3.4\n\tright=5.6.7.8\n")
     assert run("ipsec", "--config", str(good), "checkconfig").rc == 0
+
+
+def test_psk_never_logged_even_with_debug_all(pluto_factory):
+    psk = "very-distinctive-psk-0123456789"
+    secrets = f'@west @east : PSK "{psk}"\n'
+    east = pluto_factory("east", addr="127.0.0.2", secrets=secrets, extra=["--debug", "all"]).start()
+    west = pluto_factory("west", addr="127.0.0.1", ikeport=east.ikeport, secrets=secrets,
+                         extra=["--debug", "all"]).start()
+    for p, (me, peer) in ((west, ("west", "east")), (east, ("east", "west"))):
+        assert p.whack("--listen").rc == 0
+        host = {"west": "127.0.0.1", "east": "127.0.0.2"}
+        res = p.whack("--name", "c", "--host", host[me], "--id", f"@{me}", "--to",
+                      "--host", host[peer], "--id", f"@{peer}", "--psk", "--tunnel", "--encrypt")
+        assert res.rc == 0, res
+    up = west.whack("--name", "c", "--initiate")
+    assert up.rc == 0, up
+    for p in (west, east):
+        log = p.logtext()
+        assert "| " in log  # debugging really was on
+        assert psk not in log and psk.encode().hex() not in log
+    assert psk not in up.out
