@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 
 from . import algorithms as A
+from .der import oid_body, oid_text, tlv
 from .prf import keyed_prf, prf
 
 
@@ -87,35 +88,15 @@ def psk_verify(prf_alg: A.Prf | int, psk: bytes, octets: bytes, auth_data: bytes
 
 # --------------------------------------------------------------- tiny DER
 
-def _der_len(n: int) -> bytes:
-    if n < 0x80:
-        return bytes((n,))
-    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes((0x80 | len(raw),)) + raw
-
-
-def _tlv(tag: int, content: bytes) -> bytes:
-    return bytes((tag,)) + _der_len(len(content)) + content
-
-
 def _oid(dotted: str) -> bytes:
-    arcs = [int(a) for a in dotted.split(".")]
-    out = bytearray((40 * arcs[0] + arcs[1],))
-    for arc in arcs[2:]:
-        chunk = [arc & 0x7F]
-        arc >>= 7
-        while arc:
-            chunk.append(0x80 | (arc & 0x7F))
-            arc >>= 7
-        out += bytes(reversed(chunk))
-    return _tlv(0x06, bytes(out))
+    return tlv(0x06, oid_body(dotted))
 
 
 _NULL = b"\x05\x00"
 
 
 def _alg_id(oid: str, params: bytes | None = None) -> bytes:
-    return _tlv(0x30, _oid(oid) + (params or b""))
+    return tlv(0x30, _oid(oid) + (params or b""))
 
 
 def _der_read(data: bytes, pos: int) -> tuple[int, bytes, int]:
@@ -205,9 +186,9 @@ class SignatureScheme:
             return _alg_id(self._ed_oid)
         if self.name == "RSASSA-PSS":
             hash_alg = _alg_id(_HASH_OID[h], _NULL)  # type: ignore[index]
-            params = _tlv(0x30, _tlv(0xA0, hash_alg)
-                          + _tlv(0xA1, _alg_id(_MGF1_OID, hash_alg))
-                          + _tlv(0xA2, _tlv(0x02, bytes((self.salt_length,)))))
+            params = tlv(0x30, tlv(0xA0, hash_alg)
+                          + tlv(0xA1, _alg_id(_MGF1_OID, hash_alg))
+                          + tlv(0xA2, tlv(0x02, bytes((self.salt_length,)))))
             return _alg_id(_PSS_OID, params)
         raise ValueError(self.name)
 
@@ -224,7 +205,7 @@ def _scheme_from_alg_id(blob: bytes) -> SignatureScheme:
     tag, oid_body, pos = _der_read(content, 0)
     if tag != 0x06:
         raise ValueError("AlgorithmIdentifier has no OID")
-    oid = _tlv(0x06, oid_body)
+    oid = tlv(0x06, oid_body)
     params = content[pos:]
     for h, o in _PKCS1_OID.items():
         if oid == _oid(o):
@@ -250,14 +231,10 @@ def _hash_of(alg_id_content: bytes) -> str:
 
 
 def _oid_str(body: bytes) -> str:
-    arcs = [body[0] // 40, body[0] % 40]
-    v = 0
-    for b in body[1:]:
-        v = (v << 7) | (b & 0x7F)
-        if not b & 0x80:
-            arcs.append(v)
-            v = 0
-    return ".".join(map(str, arcs))
+    try:
+        return oid_text(body)
+    except ValueError:  # a peer's garbage: no hash matches it
+        return ""
 
 
 def _pss_scheme(params: bytes) -> SignatureScheme:

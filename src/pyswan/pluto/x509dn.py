@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from ..ike.der import oid_body, oid_text, tlv
+
 __all__ = [
     "Ava", "parse_name", "str_dn", "nss_dn", "atodn", "dn_has_wildcards", "match_dn",
     "same_dn", "match_dn_any_order_wild", "decode_value", "der_tlv", "der_children",
@@ -105,40 +107,11 @@ def der_children(data: bytes, start: int, end: int) -> list[tuple[int, int, int,
     return out
 
 
-def _oid_text(body: bytes) -> str:
-    if not body:
-        raise ValueError("OID length is zero")
-    arcs = [body[0] // 40, body[0] % 40]
-    v = 0
-    for b in body[1:]:
-        v = (v << 7) | (b & 0x7F)
-        if not b & 0x80:
-            arcs.append(v)
-            v = 0
-    if body[-1] & 0x80:
-        raise ValueError("corrupt OID run encoding")
-    return ".".join(map(str, arcs))
+_oid_text = oid_text
+_oid_body = oid_body
 
 
-def _oid_body(dotted: str) -> bytes:
-    arcs = [int(a) for a in dotted.split(".")]
-    out = bytearray((40 * arcs[0] + arcs[1],))
-    for arc in arcs[2:]:
-        chunk = [arc & 0x7F]
-        arc >>= 7
-        while arc:
-            chunk.append(0x80 | (arc & 0x7F))
-            arc >>= 7
-        out += bytes(reversed(chunk))
-    return bytes(out)
-
-
-def _der(tag: int, content: bytes) -> bytes:
-    n = len(content)
-    if n < 0x80:
-        return bytes((tag, n)) + content
-    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes((tag, 0x80 | len(raw))) + raw + content
+_der = tlv
 
 
 @dataclass(frozen=True, slots=True)
