@@ -1070,17 +1070,6 @@ class IkeGlue:
             w.release()
         await self.delete_state(target, w, notify=True)
 
-    async def route(self, conn: Any, w: Any) -> None:
-        """Routing (trap policies, ACQUIRE) is pluto's ``routing`` module."""
-        from . import routing
-
-        await routing.route(self.p, conn, w)
-
-    async def unroute(self, conn: Any, w: Any) -> None:
-        from . import routing
-
-        await routing.unroute(self.p, conn, w)
-
     async def redirect(self, conn: Any, targets: str, w: Any) -> None:
         w.send(rc.RC_FATAL, f"{conn.prefix}: redirect is not implemented by pyswan's IKEv2 "
                             "engine yet")
