@@ -173,12 +173,14 @@ def test_conf_round_trips_to_status(pluto, tmp_path):
     assert pluto.whack("--listen").rc == 0
     res = run("ipsec", "--ctlsocket", pluto.ctl, "--config", str(conf), "add", "rt")
     assert res.rc == 0, res
+    # rightsubnets= makes one connection per subnet, "rt/0x1", aliased "rt"
+    assert res.lines == ['"rt/0x1": added oriented IKEv2 connection']
     lines = pluto.whack("--connectionstatus", "--name", "rt").lines
-    assert lines[0].startswith('"rt": 10.1.0.0/24===127.0.0.1[@west]...127.0.0.2[user@example.org]')
+    assert lines[0].startswith('"rt/0x1": 10.1.0.0/24===127.0.0.1[@west]...127.0.0.2[user@example.org]')
     text = "\n".join(lines)
-    assert ('"rt":   ike_life: 7200s; ipsec_life: 1800s; ipsec_max_bytes: 2^63B; '
+    assert ('"rt/0x1":   ike_life: 7200s; ipsec_life: 1800s; ipsec_max_bytes: 2^63B; '
             "ipsec_max_packets: 2^63; replay_window: 64; rekey_margin: 180s; rekey_fuzz: 50%;") in text
-    assert '"rt":   our idtype: FQDN; our id=@west; their idtype: USER_FQDN; their id=user@example.org' in text
-    assert '"rt":   IKE algorithms: AES_CBC_256-HMAC_SHA2_256-MODP2048' in text
-    assert '"rt":   ESP algorithms: AES_GCM_16_256' in text
-    assert '"rt":   liveness: active; dpddelay:15s; retransmit-timeout:20s' in text
+    assert '"rt/0x1":   our idtype: FQDN; our id=@west; their idtype: USER_FQDN; their id=user@example.org' in text
+    assert '"rt/0x1":   IKE algorithms: AES_CBC_256-HMAC_SHA2_256-MODP2048' in text
+    assert '"rt/0x1":   ESP algorithms: AES_GCM_16_256' in text
+    assert '"rt/0x1":   liveness: active; dpddelay:15s; retransmit-timeout:20s' in text

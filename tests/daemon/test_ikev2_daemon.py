@@ -91,7 +91,7 @@ def test_initiate_status_and_down(pair):
         '"c" #1: processed IKE_SA_INIT response from 127.0.0.2:UDP/500 {cipher=AES_GCM_16_256 '
         'integ=n/a prf=HMAC_SHA2_512 group=DH19}, initiating IKE_AUTH',
         '"c" #1: sent IKE_AUTH request to 127.0.0.2:UDP/500 with shared-key-mac and FQDN '
-        "'@west'; Child SA #2 {ESP <0xESPESP}",
+        "'@west'; Child SA #2 {ESP <0xESPESP} [10.1.1.0/24===10.1.2.0/24]",
         '"c" #1: initiator established IKE SA; authenticated peer using authby=secret and FQDN '
         "'@east'",
         '"c" #2: initiator established Child SA using #1; IPsec tunnel '

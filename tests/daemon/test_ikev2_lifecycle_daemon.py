@@ -97,3 +97,49 @@ def test_whack_rekey_and_down_ike(pair):
     time.sleep(0.5)
     assert west.whack("--showstates").lines == []
     assert west.logtext().count("revival attempt") == 1
+
+
+def test_liveness_declares_a_killed_peer_dead_and_revival_reconnects(pair):
+    """dpddelay=1: a probe a second; the peer is SIGKILLed, so the probe's
+    retransmit-timeout (3s) runs out: the IKE SA and its Child SA go and, the connection
+    being UP, revival retries with backoff until the restarted peer answers."""
+    west, east = pair
+    liveness = ("--dpddelay", "1", "--retransmit-timeout", "3", "--retransmit-interval", "250")
+    _add(west, *liveness)
+    _add(east)
+    assert west.whack("--name", "c", "--initiate").rc == 0
+    states = west.whack("--showstates").lines
+    assert any("established IKE SA" in x and "LIVENESS in " in x for x in states), states
+    time.sleep(1.5)  # probes go out and are answered
+    assert "#1" in west.whack("--showstates").lines[0]
+
+    assert east.proc is not None
+    east.proc.kill()
+    east.proc.wait()
+    killed = time.monotonic()
+    _wait(lambda: "3 second timeout exceeded" in west.logtext(), timeout=10)
+    # dead within dpddelay + retransmit-timeout (plus scheduling slack)
+    assert time.monotonic() - killed < 1 + 3 + 2
+    log = west.logtext()
+    assert re.search(r'"c" #1: ESTABLISHED_IKE_SA: 3 second timeout exceeded after \d+ '
+                     r"retransmits\.  No response \(or no acceptable response\) to our IKEv2 "
+                     r"message", log), log
+    assert '"c" #1: connection is supposed to remain up; revival attempt 1 scheduled in ' \
+        "0 seconds" in log
+    assert _children(west) == [] or all(c > 2 for c in _children(west))
+
+    # the first attempts fail (nobody answers); once the peer is back, one succeeds
+    _wait(lambda: "revival attempt 2 scheduled in 5 seconds" in west.logtext(), timeout=10)
+    east.proc = None
+    for stale in ("pluto.pid", "pluto.ctl"):  # SIGKILL left them, as after a crash
+        (east.rundir / stale).unlink(missing_ok=True)
+    restarted = Pluto(east.rundir, addr="127.0.0.2", ikeport=east.ikeport, natport=east.natport,
+                      secrets=SECRETS)
+    restarted.start()
+    pair[1] = restarted
+    assert restarted.whack("--listen").rc == 0
+    _add(restarted)
+    _wait(lambda: len(_children(west)) == 1 and len(_children(restarted)) == 1, timeout=20)
+    assert "initiating connection 'c' with serial $1 which is dead but must remain up per " \
+        "local policy" in west.logtext() or "which timed out but must remain up" \
+        in west.logtext()

@@ -118,7 +118,7 @@ def test_raw_rsa_keys_rsassa_pss_sha2_512(store):
     net.up()
     lines = _spis(net.west.lines())
     assert ("#1: sent IKE_AUTH request to 192.0.2.2:UDP/500 with digital-signature RSASSA-PSS "
-            "with SHA2_512 and FQDN '@west'; Child SA #2 {ESP <0xESPESP}") in lines
+            "with SHA2_512 and FQDN '@west'; Child SA #2 {ESP <0xESPESP} [10.1.0.0/24===10.2.0.0/24]") in lines
     w, e = established(net)
     assert w == ("#1: initiator established IKE SA; authenticated peer using preloaded "
                  "certificate '@east' and 2048-bit RSASSA-PSS with SHA2_512 digital signature")

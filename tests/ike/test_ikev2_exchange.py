@@ -53,7 +53,7 @@ def test_psk_success(ike, esp, secured, xfrm):
         f"#1: processed IKE_SA_INIT response from 192.0.2.2:UDP/500 {secured}, "
         "initiating IKE_AUTH",
         "#1: sent IKE_AUTH request to 192.0.2.2:UDP/500 with shared-key-mac and FQDN '@west'; "
-        "Child SA #2 {ESP <0xESPESP}",
+        "Child SA #2 {ESP <0xESPESP} [10.1.0.0/24===10.2.0.0/24]",
         "#1: initiator established IKE SA; authenticated peer using authby=secret and FQDN "
         "'@east'",
         "#2: initiator established Child SA using #1; IPsec tunnel [10.1.0.0/24===10.2.0.0/24] "

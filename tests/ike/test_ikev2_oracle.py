@@ -115,9 +115,8 @@ def test_scapy_decodes_ike_sa_init_as_we_sent_it():
     while n is not None:
         notifies.append(n.type)
         n = n.payload.getlayer(scapy_ikev2.IKEv2_Notify)
-    # NAT_DETECTION_SOURCE_IP, NAT_DETECTION_DESTINATION_IP (no fragmentation notify: RFC 7383
-    # is not implemented, see ike_sa_init.FRAGMENTATION_IMPLEMENTED)
-    assert notifies == [16388, 16389]
+    # IKEV2_FRAGMENTATION_SUPPORTED, NAT_DETECTION_SOURCE_IP, NAT_DETECTION_DESTINATION_IP
+    assert notifies == [16430, 16388, 16389]
     response = scapy_ikev2.IKEv2(net.sent[1][1])
     assert response.flags == 0x20 and response.resp_SPI == decode_message(net.sent[1][1]).spi_r
     transforms = response[scapy_ikev2.IKEv2_Proposal].trans

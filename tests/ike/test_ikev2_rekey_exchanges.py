@@ -234,3 +234,21 @@ def test_ike_rekey_response_lost_then_retransmitted():
     net.advance(2)
     assert dropped
     assert net.west.states == {2: "child", 3: "ike"} and net.east.states == {2: "child", 3: "ike"}
+
+
+def test_responder_of_an_ike_rekey_keeps_probing_liveness_on_the_new_sa():
+    # Interop lab, Libreswan/strongSwan rekeying pyswan's IKE SA: the responder armed no
+    # LIVENESS on the new SA, so dpddelay= probes stopped and a dead peer went unnoticed.
+    net = Net(make_policy(), _east(dpd_delay=2.0, retransmit_timeout=6.0))
+    net.up()
+    net.handle(net.west, net.west.engine.rekey_ike(1, net.now))
+    net.run()
+    assert net.east.states == {2: "child", 3: "ike"}
+    assert (3, "LIVENESS") in net.east.timers
+    net.advance(3)
+    probes = [d for direction, d in net.sent if direction == "east->west" and d[18] == 37]
+    assert probes and probes[-1][8:16] == net.east.engine.sa(3).spi_r  # on the new SA
+    net.drop = lambda direction, data: True  # west dies
+    net.advance(20)
+    assert "No response (or no acceptable response) to our IKEv2 message" in net.east.lines()[-2]
+    assert net.east.states == {}

@@ -127,6 +127,21 @@ Each run rewrites the rows of the cells it ran and keeps the others with their d
   algorithms, `ping` between the client subnets answered, and ESP with those SPIs
   captured on the wire.
 
+Two rows follow the SA after it is up (`tests/interop/lifecycle.py`):
+
+- **rekey-pfs**: the IKE SA rekeyed once by each side (`ipsec whack --rekey-ike`,
+  `swanctl --rekey --ike`, Libreswan 4.10 `whack --rekey-ike`); after each, one IKE SA
+  on both sides (the old one gone), the same algorithms and a new SPI pair answered on
+  the wire.  Where Child SAs exist (qemu) the Child SA is then rekeyed once by each
+  side (`--rekey-child`, `swanctl --rekey --child`, Libreswan 4.10 `--rekey-ipsec`)
+  with PFS: one Child SA with new SPIs, crossed on both sides, the PFS group among its
+  algorithms on both (ECP-256 under an X25519 IKE SA with strongSwan; with Libreswan
+  4.10 the IKE SA's group, the only one its Child rekey uses, libreswan#1265).
+- **dpd-delete**: pyswan probing with dpddelay=1s, retransmit-timeout=5s; `ipsec whack
+  --down` on pyswan and `swanctl --terminate` / `ipsec auto --down` on the peer each
+  clear both sides; the peer killed (SIGKILL) is declared dead by pyswan (its log line
+  below) and an initiating pyswan revives the connection once the peer runs again.
+
 Peers: strongSwan 5.9.8 (`charon-systemd`, swanctl/vici) and Libreswan 4.10 (`ipsec
 pluto`), Debian 12 packages.  Cell names read `suite: initiator → responder`.
 """

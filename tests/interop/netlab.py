@@ -265,6 +265,7 @@ class Suite:
     esp_strongswan: str | None = None
     expect_ike: tuple[str, str | None, str, str] | None = None  # encr, integ, prf, dh
     expect_esp: tuple[str, str | None] | None = None  # encr, integ
+    expect_pfs: str | None = None  # the group of a Child SA rekeyed with PFS (canonical)
     # "psk", or certificates from pki.py: "rsa-pss", "rsa-pkcs1", "ecdsa"
     auth: str = "psk"
     # kind -> regex the line in which that daemon authenticated its peer must match;
@@ -306,6 +307,32 @@ SUITES: dict[str, Suite] = {
         esp_strongswan="aes256gcm16",
         expect_ike=("AES_GCM_16_256", None, "HMAC_SHA2_256", "DH31"),
         expect_esp=("AES_GCM_16_256", None),
+    ),
+    # Rekeying (lifecycle.py): a Child SA PFS group (ECP-256) other than the IKE SA's
+    # (X25519), so a rekey that reuses the IKE SA's group shows.
+    "rekey-pfs": Suite(
+        "IKEv2 rekey, AES-GCM-256/X25519, Child PFS ECP-256",
+        ike_libreswan="aes_gcm256-sha2_256;dh31",
+        esp_libreswan="aes_gcm256;dh19",
+        ike_strongswan="aes256gcm16-prfsha256-x25519",
+        esp_strongswan="aes256gcm16-ecp256",
+        expect_ike=("AES_GCM_16_256", None, "HMAC_SHA2_256", "DH31"),
+        expect_esp=("AES_GCM_16_256", None),
+        expect_pfs="DH19",
+    ),
+    # Libreswan 4.10 rekeys a Child SA with the IKE SA's group whatever esp= names, and
+    # refuses a CREATE_CHILD_SA with esp='s group (libreswan#1265; seen in the QEMU lab:
+    # "rekeying Child SA with PFS ... CURVE25519", then "no local proposal matches remote
+    # proposals 1:ESP:ENCR=AES_GCM_C_256;DH=ECP_256"): against it PFS uses the IKE group.
+    "rekey-pfs-ike-group": Suite(
+        "IKEv2 rekey, AES-GCM-256/X25519, Child PFS X25519",
+        ike_libreswan="aes_gcm256-sha2_256;dh31",
+        esp_libreswan="aes_gcm256;dh31",
+        ike_strongswan="aes256gcm16-prfsha256-x25519",
+        esp_strongswan="aes256gcm16-x25519",
+        expect_ike=("AES_GCM_16_256", None, "HMAC_SHA2_256", "DH31"),
+        expect_esp=("AES_GCM_16_256", None),
+        expect_pfs="DH31",
     ),
     # Certificates (pki.py).  RSA: RFC 7427 digital signature with RSASSA-PSS (strongSwan
     # needs charon.rsa_pss=yes; by default it puts PKCS#1 v1.5 inside method 14, which
@@ -371,6 +398,13 @@ class Conn:
     remote_id: str = ""
     psk: str = "interop lab shared secret, not for production"
     ike_version: int = 2
+    # Liveness (lifecycle.py): probe every dpd_delay seconds, a peer silent for dpd_timeout
+    # seconds is dead (pyswan and Libreswan 5: retransmit-timeout=; Libreswan 4.10:
+    # dpdtimeout=; strongSwan: its retransmission schedule); 0 = passive.
+    dpd_delay: int = 0
+    dpd_timeout: int = 0
+    # A peer that is declared dead: "clear" (forget it) or "restart" (initiate again).
+    dpd_action: str = "clear"
 
     @classmethod
     def between(cls, local: Host, remote: Host, suite: Suite, name: str = "interop") -> Conn:
@@ -424,6 +458,7 @@ class ChildView:
     spi_out: str = ""
     encr: str = ""
     integ: str | None = None
+    dh: str = ""  # the PFS group of a Child SA made by CREATE_CHILD_SA with KE ("" without)
 
 
 @dataclass
@@ -550,6 +585,34 @@ class Daemon(ABC):
     def final_view(self) -> IkeView | None:
         """Like view(), through the user-facing status command where it differs."""
         return self.view()
+
+    # -- the SA lifecycle (lifecycle.py); each daemon with the commands its users type
+    def all_views(self) -> list[IkeView]:
+        """Every IKE SA of the connection (during a rekey there are two), oldest first."""
+        v = self.final_view()
+        return [v] if v is not None else []
+
+    def rekey_ike(self) -> None:
+        raise NotImplementedError
+
+    def rekey_child(self) -> None:
+        raise NotImplementedError
+
+    def down(self) -> None:
+        """Take the connection down: the IKE SA and its Child SAs, the peer told."""
+        raise NotImplementedError
+
+    def kill(self) -> None:
+        """The daemon dies without a word (SIGKILL): its peer must notice by itself."""
+        if self.proc is not None and self.proc.alive():
+            self.proc.popen.kill()
+            self.proc.popen.wait(5)
+        self.proc = None  # meant to be gone: waits must not stop for it (teardown still has it)
+
+    def restart(self) -> None:
+        """Start again after kill(), with the same configuration."""
+        self.start()
+        self.load()
 
     # Log lines that tell how a Child SA ended up (kernel refusal, notify from the peer).
     CHILD_EVENTS: ClassVar[re.Pattern[str]] = re.compile(
@@ -744,13 +807,15 @@ swanctl {{
         # send_cert = always: the default (ifasked) sends none to an initiator that sent no
         # CERTREQ, which is what pluto does without rightca=.
         send_cert = "\n        send_cert = always" if s.cert_kind else ""
+        dpd = f"\n        dpd_delay = {c.dpd_delay}s" if c.dpd_delay else ""
+        dpd_action = f"\n                dpd_action = {c.dpd_action}" if c.dpd_delay else ""
         local_auth, remote_auth, secrets = self._auth_sections()
         self.swanctl_conf.write_text(
             f"""connections {{
     {c.name} {{
         version = {c.ike_version}
         local_addrs = {c.local.addr}
-        remote_addrs = {c.remote_addr}{ike_props}{send_cert}
+        remote_addrs = {c.remote_addr}{ike_props}{send_cert}{dpd}
         local {{
             {local_auth}
         }}
@@ -762,7 +827,7 @@ swanctl {{
                 local_ts = {c.local.subnet}
                 remote_ts = {c.remote.subnet}{esp_props}
                 mode = tunnel
-                start_action = none
+                start_action = none{dpd_action}
             }}
         }}
     }}
@@ -793,6 +858,32 @@ swanctl {{
 
     def terminate(self) -> None:
         self.swanctl("--terminate", "--ike", self.conn.name, "--timeout", "5", check=False)
+
+    def rekey_ike(self) -> None:
+        self.swanctl("--rekey", "--ike", self.conn.name)
+
+    def rekey_child(self) -> None:
+        self.swanctl("--rekey", "--child", self.conn.name)
+
+    def down(self) -> None:
+        self.swanctl("--terminate", "--ike", self.conn.name, "--timeout", "10")
+
+    def restart(self) -> None:
+        self.vici.unlink(missing_ok=True)
+        super().restart()
+
+    def all_views(self) -> list[IkeView]:
+        try:
+            r = self.swanctl("--list-sas", "--raw", check=False, timeout=10)
+        except LabError:
+            return []
+        out = []
+        for line in r.stdout.splitlines():
+            m = re.match(r"list-sa event (.*)$", line)
+            ike = parse_vici_raw(m.group(1)).get(self.conn.name) if m else None
+            if isinstance(ike, dict):
+                out.append(strongswan_view(self.conn.name, ike, raw=line))
+        return out
 
     def status_text(self) -> str:
         r = self.swanctl("--list-sas", check=False, timeout=10)
@@ -887,6 +978,7 @@ def strongswan_view(name: str, ike: dict[str, object], raw: str = "") -> IkeView
                     spi_out=_hex(g(child, "spi-out"), 8),
                     encr=canon_encr(g(child, "encr-alg"), g(child, "encr-keysize")),
                     integ=canon_integ(g(child, "integ-alg")),
+                    dh=canon_dh(g(child, "dh-group")) if g(child, "dh-group") else "",
                 )
             )
     return view
@@ -943,9 +1035,15 @@ def libreswan_conf(conn: Conn, setup: str = "", kind: str = "libreswan") -> str:
         f"\tikev2={'yes' if conn.ike_version == 2 else 'no'}",
         "\tauto=add",
     ]
+    if conn.dpd_delay:
+        lines.append(f"\tdpddelay={conn.dpd_delay}")
+        if kind == "libreswan":  # 4.10 still has them; pyswan follows 5.x (retransmit-timeout)
+            lines += [f"\tdpdtimeout={conn.dpd_timeout}", f"\tdpdaction={conn.dpd_action}"]
     if TIME_SCALE != 1:  # under emulation an answer can take many seconds
         lines.append(f"\tretransmit-interval={int(500 * TIME_SCALE)}")
-        lines.append(f"\tretransmit-timeout={int(60 * TIME_SCALE)}s")
+        lines.append(f"\tretransmit-timeout={int((conn.dpd_timeout or 60) * TIME_SCALE)}s")
+    elif conn.dpd_timeout:
+        lines.append(f"\tretransmit-timeout={conn.dpd_timeout}s")
     if s.ike_libreswan:
         lines.append(f"\tike={s.ike_libreswan}")
     if s.esp_libreswan:
@@ -969,8 +1067,9 @@ _IKE_ALG_RE = re.compile(r'^"([^"]+)"\S*:\s+IKE(?:v2)? algorithms? newest: (\S+)
 _ESP_ALG_RE = re.compile(r'^"([^"]+)"\S*:\s+ESP algorithms? newest: (\S+?)(?:;|\s|$)')
 
 
-def parse_pluto_status(name: str, text: str, host_addr: str) -> IkeView | None:
-    """The newest IKE SA of `name` (and its children) from `whack --status` text.
+def parse_pluto_status(name: str, text: str, host_addr: str, want: int | None = None) -> IkeView | None:
+    """The newest IKE SA of `name` (or the one numbered `want`), with its children,
+    from `whack --status` text.
 
     Works for Libreswan 4.10 and pyswan (same format).  IKE SPIs are not shown
     there; `spis_from_log` adds them where the log has them.
@@ -1010,9 +1109,9 @@ def parse_pluto_status(name: str, text: str, host_addr: str) -> IkeView | None:
         m = _ESP_ALG_RE.match(line)
         if m and m.group(1) == name:
             esp_alg = m.group(2)
-    if not ike:
+    if not ike or (want is not None and want not in ike):
         return None
-    serial = max(ike)
+    serial = max(ike) if want is None else want
     st, desc = ike[serial]
     encr, integ, prf, dh = split_libreswan_ike_alg(ike_alg)
     view = IkeView(
@@ -1031,6 +1130,16 @@ def parse_pluto_status(name: str, text: str, host_addr: str) -> IkeView | None:
             spi_in=_hex(spi_in, 8), spi_out=_hex(spi_out, 8), encr=c_encr, integ=c_integ,
         ))  # fmt: skip
     return view
+
+
+def pluto_ike_serials(name: str, text: str) -> list[int]:
+    """The state numbers of every IKE SA of `name` in `whack --status`/--showstates text."""
+    out = []
+    for line in text.splitlines():
+        m = _STATE_RE.match(re.sub(r"^\d{3} ", "", line.strip()))
+        if m and m.group(2) == name and not re.search(r"(?:IKE|ISAKMP) SA #(\d+)", m.group(6)):
+            out.append(int(m.group(1)))
+    return sorted(out)
 
 
 def _established(st: str, desc: str) -> bool:
@@ -1060,11 +1169,23 @@ def _integ_for_prf(prf: str) -> str | None:
     }.get(prf)  # fmt: skip
 
 
+def _is_dh(name: str) -> bool:
+    return re.fullmatch(r"(?:DH|MODP|ECP_?|CURVE)\w*?\d+", name.upper()) is not None
+
+
+def esp_alg_dh(text: str) -> str:
+    """The PFS group at the end of an ESP algorithm text ('AES_GCM_16_256-NONE-DH19'), or ""."""
+    parts = text.split("-")
+    return canon_dh(parts[-1]) if len(parts) > 1 and _is_dh(parts[-1]) else ""
+
+
 def split_libreswan_esp_alg(text: str) -> tuple[str, str | None]:
     """'AES_CBC_256-HMAC_SHA2_256_128' -> (AES_CBC_256, HMAC_SHA2_256_128); AEAD '...-NONE'."""
     if not text:
         return ("", None)
     parts = text.split("-")
+    if len(parts) > 1 and _is_dh(parts[-1]):
+        parts = parts[:-1]
     return (canon_encr(parts[0]), canon_integ(parts[1]) if len(parts) > 1 else None)
 
 
@@ -1103,6 +1224,7 @@ def enrich_from_pluto_log(view: IkeView, log: str) -> IkeView:
             if c.spi_out == _hex(out_spi, 8):
                 c.encr = c.encr or encr
                 c.integ = c.integ if c.encr != encr or c.integ else integ
+                c.dh = c.dh or esp_alg_dh(xfrm)
     return view
 
 
@@ -1130,6 +1252,7 @@ def view_from_pluto_log(name: str, log: str) -> IkeView | None:
                 if cm:
                     c.spi_out, c.spi_in = _hex(cm.group(1), 8), _hex(cm.group(2), 8)
                     c.encr, c.integ = split_libreswan_esp_alg(cm.group(3))
+                    c.dh = esp_alg_dh(cm.group(3))
                 ike[int(m.group(4))].children.append(c)
             continue
         m = _LOG_DELETE_RE.search(line)
@@ -1192,6 +1315,21 @@ class PlutoFamily(Daemon):
             enrich_from_pluto_log(v, self.log_text())
         return v
 
+    def all_views(self) -> list[IkeView]:
+        text, log = self.status_text(), self.log_text()
+        out = []
+        for serial in pluto_ike_serials(self.conn.name, text):
+            v = parse_pluto_status(self.conn.name, text, self.host.addr, serial)
+            if v is not None:
+                out.append(enrich_from_pluto_log(v, log))
+        return out
+
+    def restart(self) -> None:
+        # what the killed pluto left behind: its lock file and control socket
+        for stale in ("pluto.pid", "pluto.ctl"):
+            (self.rundir / stale).unlink(missing_ok=True)
+        super().restart()
+
     def view(self) -> IkeView | None:
         """While waiting: the state lines only (the full status is long and slow under QEMU)."""
         try:
@@ -1246,6 +1384,16 @@ class Libreswan(PlutoFamily):
     def load(self) -> None:
         self.run([LIBRESWAN_IPSEC, "auto", "--ctlsocket", str(self.ctl), "--config",
                   str(self.config), "--add", self.conn.name])  # fmt: skip
+
+    def rekey_ike(self) -> None:
+        self.whack("--name", self.conn.name, "--rekey-ike")
+
+    def rekey_child(self) -> None:
+        self.whack("--name", self.conn.name, "--rekey-ipsec")  # 4.10's name for --rekey-child
+
+    def down(self) -> None:
+        self.run([LIBRESWAN_IPSEC, "auto", "--ctlsocket", str(self.ctl), "--config",
+                  str(self.config), "--down", self.conn.name])  # fmt: skip
 
 
 def pyswan_env() -> dict[str, str]:
@@ -1303,6 +1451,15 @@ class PySwan(PlutoFamily):
 
     def initiate(self) -> None:
         self.ipsec("--asynchronous", "up", self.conn.name, check=False)
+
+    def rekey_ike(self) -> None:
+        self.ipsec("whack", "--name", self.conn.name, "--rekey-ike")
+
+    def rekey_child(self) -> None:
+        self.ipsec("whack", "--name", self.conn.name, "--rekey-child")
+
+    def down(self) -> None:
+        self.ipsec("whack", "--name", self.conn.name, "--down")
 
     # Polling uses whack --status (inherited: stdlib-only, quick to start); the final
     # look goes through the `ipsec` front end, as a user would type it.

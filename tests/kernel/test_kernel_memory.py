@@ -92,9 +92,11 @@ class TestSpi:
         with pytest.raises(KernelError) as e:
             run(kernel.add_sa(sa(spi, "inbound")))
         assert e.value.errno == errno.EEXIST
+        assert (kernel.owned_counts(), kernel.owned_reserved()) == ((0, 0), 1)
         run(kernel.update_sa(sa(spi, "inbound")))
         installed = kernel.sas()[0]
         assert not installed.larval and installed.spec.encr is not None
+        assert (kernel.owned_counts(), kernel.owned_reserved()) == ((1, 0), 0)
 
     def test_reserved_spi_expires_with_a_hard_expire(self, kernel: MemoryKernel,
                                                      clock: Clock) -> None:
@@ -352,9 +354,11 @@ class TestHousekeeping:
         run(kernel.poke_holes())
         run(kernel.add_sa(sa(0x1234)))
         spi = run(kernel.allocate_spi("10.9.0.2", "10.9.0.1"))
-        assert kernel.owned_counts() == (2, 6) and spi
+        # the reserved SPI is owned (flush_owned removes it) but is no installed SA
+        assert kernel.owned_counts() == (1, 6) and kernel.owned_reserved() == 1 and spi
         run(kernel.flush_owned())
         assert kernel.owned_counts() == (0, 0) and kernel.sas() == [] and kernel.policies() == []
+        assert kernel.owned_reserved() == 0
         run(kernel.add_sa(sa(0x1234)))
         run(kernel.flush_all())
         assert kernel.sas() == [] and kernel.owned_counts() == (0, 0)

@@ -257,7 +257,7 @@ def test_allocate_spi_count_and_delete(ns: NetNS) -> None:
         r["counters"] = await k.get_sa_counters("192.1.2.45", r["esp"], "esp")
         r["sa"] = (await k.get_sa("192.1.2.45", r["esp"], "esp"))[0]
         r["states"] = ip_states(ns)
-        r["owned"] = k.owned_counts()
+        r["owned"] = (k.owned_counts(), k.owned_reserved())
         await k.delete_sa("192.1.2.45", r["esp"], "esp")
         try:
             await k.delete_sa("192.1.2.45", r["esp"], "esp")
@@ -277,7 +277,7 @@ def test_allocate_spi_count_and_delete(ns: NetNS) -> None:
     b, p, added, used = r["counters"]
     assert (b, p, used) == (0, 0, 0) and abs(added - time.time()) < 30
     assert (r["sa"].spi, r["sa"].reqid, r["sa"].encr) == (r["esp"], 16389, None)  # larval
-    assert r["owned"] == (3, 0)
+    assert r["owned"] == ((0, 0), 3)  # reserved, not installed
     assert r["again"].errno == errno.ESRCH
     assert {s["proto"] for s in r["left"]} == {"ah", "comp"}
 
@@ -307,7 +307,7 @@ def test_esp_sa_refused_cleanly_or_installed(ns: NetNS) -> None:
             r["updated"] = (await k.get_sa(in_sa.dst, spi))[0]
         except KernelError as e:
             r["update_error"] = e
-        r["after_update"] = (ip_states(ns), k.owned_counts(), spi)
+        r["after_update"] = (ip_states(ns), (k.owned_counts(), k.owned_reserved()), spi)
         return r
 
     r = with_kernel(ns, body)
@@ -323,7 +323,7 @@ def test_esp_sa_refused_cleanly_or_installed(ns: NetNS) -> None:
         # the reserved SPI is still there, untouched (no algorithms), and still ours
         assert states == [{"src": "192.0.2.2", "dst": "192.0.2.1", "proto": "esp",
                            "spi": f"{spi:#010x}", "reqid": "16389", "mode": "transport"}]
-        assert owned == (1, 0)
+        assert owned == ((0, 0), 1)
     else:  # a kernel with ESP
         (added,) = r["added"]
         assert added["spi"] == "0x12345678" and added["enc"] == "cbc(aes)"

@@ -1,5 +1,7 @@
 """Two pyswan daemons on a real kernel with ESP (the QEMU lab): `ipsec up`, then ping
-between the client subnets goes through ESP, counters grow, `ipsec down` cleans up.
+between the client subnets goes through ESP, counters grow, `ipsec down` cleans up.  Then
+on demand: `ipsec route`, a ping hits the trap, the kernel's ACQUIRE brings the tunnel up,
+only ESP crosses the wire, and each inbound SA fills in an SPI reserved with ALLOCSPI.
 
 One boot runs the whole scenario and leaves its results in a shared host directory;
 the tests below only read them.
@@ -16,7 +18,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import qemu_lab  # noqa: E402
 
-pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.timeout(2400)]
 
 BIN = Path(sys.executable).parent
 
@@ -96,6 +98,39 @@ step down $B/ipsec --rundir /run/pyswan/west down demo
 sleep 1
 ip -n west xfrm state > "$R/west_state_after.out" 2>&1
 ip -n east xfrm state > "$R/east_state_after.out" 2>&1
+
+# On demand: --route installs the trap; the first ping makes the kernel send an ACQUIRE,
+# pluto negotiates, the Child SA carries the rest.  Both kernels' SA tables are sampled all
+# along, to see the reserved (larval) SPIs the Child SA then uses.
+step route $B/ipsec --rundir /run/pyswan/west route demo
+ip -n west xfrm policy > "$R/od_trap.out" 2>&1
+( while [ ! -e "$R/od.stop" ]; do
+      for me in west east; do ip -n $me xfrm state >> "$R/od_states_$me.out" 2>&1; done
+      sleep 0.2
+  done ) &
+SAMPLER=$!
+# what each side sends on the wire (-Q out: decrypted packets coming in show up on the
+# receiving interface too, so incoming packets say nothing about the wire)
+ip netns exec west tcpdump -n -Q out -i vw -w "$R/od_west.pcap" \
+    'ip and not (udp port 500 or udp port 4500)' > "$R/od_tcpdump_west.out" 2>&1 &
+TCPDUMP=$!
+ip netns exec east tcpdump -n -Q out -i ve -w "$R/od_east.pcap" \
+    'ip and not (udp port 500 or udp port 4500)' > "$R/od_tcpdump_east.out" 2>&1 &
+TCPDUMP2=$!
+sleep 2
+step od_ping1 ip netns exec west ping -c 12 -i 0.5 -W 1 -I 10.1.0.1 10.2.0.1
+touch "$R/od.stop"; wait $SAMPLER  # the Child SA is up: the reservations it used are seen
+for i in $(seq 1 100); do
+    $B/ipsec --rundir /run/pyswan/west trafficstatus | grep -q inBytes && break
+    sleep 0.2
+done
+step od_ping2 ip netns exec west ping -c 3 -W 5 -I 10.1.0.1 10.2.0.1
+step od_traffic_west $B/ipsec --rundir /run/pyswan/west trafficstatus
+step od_traffic_east $B/ipsec --rundir /run/pyswan/east trafficstatus
+step od_status_west $B/ipsec --rundir /run/pyswan/west status
+ip -n west xfrm state > "$R/od_state_west.out" 2>&1
+ip -n east xfrm state > "$R/od_state_east.out" 2>&1
+sleep 1; kill $TCPDUMP $TCPDUMP2 2>/dev/null; wait $TCPDUMP $TCPDUMP2 2>/dev/null
 step stop_west $B/ipsec --rundir /run/pyswan/west stop
 step stop_east $B/ipsec --rundir /run/pyswan/east stop
 sleep 2
@@ -118,7 +153,8 @@ def lab(tmp_path_factory):
     (results / "setup-west.batch").write_text(SETUP_WEST)
     (results / "setup-east.batch").write_text(SETUP_EAST)
     script = GUEST_SCRIPT.format(bin=BIN)
-    res = qemu_lab.run_in_guest(script, timeout=900, share_dir=str(results),
+    # one boot for both scenarios; under emulation on a busy 2-core host it can take long
+    res = qemu_lab.run_in_guest(script, timeout=2000, share_dir=str(results),
                                 env={"LAB_RESULTS": str(results)})
     print(f"\n[pyswan real kernel] boot {res.boot_seconds:.1f}s, total {res.total_seconds:.1f}s")
     return results, res
@@ -146,7 +182,9 @@ def test_ping_goes_through_esp(lab):
     ping = _read(results, "ping.out")
     assert "3 packets transmitted, 3 received" in ping, ping + _logs(results)
     state = _read(results, "west_state.out")
-    assert state.count("proto esp") == 2 and "rfc4106(gcm(aes))" in state, state
+    # (the other ESP states are inbound SPIs reserved ahead: larval, without keys)
+    assert sum(keyed for *_, keyed in _esp_states(state)) == 2, state
+    assert "rfc4106(gcm(aes))" in state, state
     policy = _read(results, "west_policy.out")
     assert "src 10.1.0.0/24 dst 10.2.0.0/24" in policy and "dir out" in policy, policy
     from scapy.all import ESP, rdpcap
@@ -168,5 +206,74 @@ def test_trafficstatus_counters_grow(lab):
 def test_down_removes_kernel_state(lab):
     results, _ = lab
     assert _read(results, "down.rc").strip() == "0", _read(results, "down.out")
-    assert "proto esp" not in _read(results, "west_state_after.out")
-    assert "proto esp" not in _read(results, "east_state_after.out")
+    for side in ("west", "east"):  # no SA left; only reserved SPIs (no keys) remain
+        after = _esp_states(_read(results, f"{side}_state_after.out"))
+        assert [s for s in after if s[3]] == [], after
+        assert all(src == "0.0.0.0" for src, *_ in after), after
+
+
+# -- on demand: --route, ACQUIRE, tunnel -------------------------------------------------------
+
+def _esp_states(text: str) -> list[tuple[str, str, int, bool]]:
+    """(src, dst, spi, keyed) of each ESP SA in `ip xfrm state` output."""
+    out = []
+    for block in re.split(r"\n(?=src )", text):
+        m = re.match(r"src (\S+) dst (\S+)\s+proto esp spi (0x[0-9a-f]+)", block)
+        if m:
+            out.append((m[1], m[2], int(m[3], 16), "aead" in block or "enc " in block))
+    return out
+
+
+def test_route_installs_the_trap(lab):
+    results, _ = lab
+    assert _read(results, "route.rc").strip() == "0", _read(results, "route.out")
+    trap = _read(results, "od_trap.out")
+    assert "src 10.1.0.0/24 dst 10.2.0.0/24" in trap and "dir out" in trap, trap
+    assert "proto esp" in trap and "mode transport" in trap, trap  # the %trap template
+
+
+def test_acquire_brings_the_tunnel_up_and_ping_goes_through(lab):
+    results, _ = lab
+    west = _read(results, "west.log")
+    assert '"demo": initiating on demand: acquire for 10.1.0.1/32' in west, _logs(results)
+    after = west.split("initiating on demand", 1)[1]
+    assert re.search(r'"demo" #\d+: initiator established Child SA using #\d+; IPsec tunnel '
+                     r"\[10\.1\.0\.0/24===10\.2\.0\.0/24\]", after), _logs(results)
+    ping = _read(results, "od_ping2.out")
+    assert "3 packets transmitted, 3 received" in ping, ping + _read(results, "od_ping1.out")
+    assert "ROUTED_TUNNEL" in _read(results, "od_status_west.out").upper().replace("-", "_")
+
+
+def test_only_esp_on_the_wire(lab):
+    results, _ = lab
+    from scapy.all import ESP, IP, rdpcap
+
+    for side in ("west", "east"):  # requests leave west, replies leave east: as ESP only
+        packets = [p for p in rdpcap(str(results / f"od_{side}.pcap")) if p.haslayer(IP)]
+        assert len(packets) >= 3, _read(results, f"od_tcpdump_{side}.out")  # od_ping2
+        assert all(p[IP].proto == 50 and p.haslayer(ESP) for p in packets), [
+            p.summary() for p in packets if p[IP].proto != 50]
+
+
+def test_on_demand_counters_grow(lab):
+    results, _ = lab
+    for side in ("west", "east"):
+        traffic = _read(results, f"od_traffic_{side}.out")
+        m = re.search(r"inBytes=(\d+), outBytes=(\d+)", traffic)
+        assert m, traffic
+        assert int(m.group(1)) > 0 and int(m.group(2)) > 0, traffic
+
+
+def test_inbound_spis_were_reserved_with_allocspi(lab):
+    """Each side's inbound SA sits on an SPI the kernel handed out (ALLOCSPI) beforehand:
+    it was seen as a larval SA (no keys, from 0.0.0.0) before the Child SA filled it in."""
+    results, _ = lab
+    for side, us in (("west", "192.0.2.1"), ("east", "192.0.2.2")):
+        seen = _esp_states(_read(results, f"od_states_{side}.out"))
+        larval = {spi for src, dst, spi, keyed in seen
+                  if dst == us and src == "0.0.0.0" and not keyed}
+        final = [spi for src, dst, spi, keyed in _esp_states(_read(results,
+                                                                   f"od_state_{side}.out"))
+                 if dst == us and keyed]
+        assert len(final) == 1, _read(results, f"od_state_{side}.out")
+        assert final[0] in larval, (side, hex(final[0]), sorted(map(hex, larval)))

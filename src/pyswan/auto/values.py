@@ -135,7 +135,8 @@ AUTH: Final = _sparse("never", "secret", ("psk", "secret"), "rsasig", ("rsa", "r
 PHASE2: Final = _sparse("esp", "ah")
 HOSTADDRFAMILY: Final = _sparse("ipv4", ("v4", "ipv4"), ("inet", "ipv4"), "ipv6",
                                 ("v6", "ipv6"), ("inet6", "ipv6"))
-IKEV1_POLICY: Final = _sparse("accept", "reject", "drop")
+# libreswan(7) 5.2 says "ikev1-policy=yes" turns IKEv1 on: taken as accept
+IKEV1_POLICY: Final = _sparse("accept", "reject", "drop", ("yes", "accept"))
 OCSP_METHOD: Final = _sparse("get", "post")
 GLOBAL_REDIRECT: Final = _sparse("no", "yes", "auto")
 SECCOMP: Final = _sparse("enabled", "disabled", "tolerant")

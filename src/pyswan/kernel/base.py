@@ -655,18 +655,20 @@ def trap_policy(local: Selector, *, reqid: int, priority: int,
 
 
 def shunt_policy(sel: Selector, shunt: Literal["pass", "drop", "reject", "hold"], *,
-                 direction: PolicyDirection = "out", priority: int) -> PolicySpec:
-    """A bare shunt: %pass is an allow without template, %drop/%reject a block, %hold an
+                 direction: PolicyDirection = "out", priority: int,
+                 mark: Mark | None = None) -> PolicySpec:
+    """A shunt policy: %pass is an allow without template, %drop/%reject a block, %hold an
     allow with a transport ESP template (packets wait for the negotiation)."""
     if shunt == "pass":
         return PolicySpec.for_selector(sel, direction=direction, action="allow",
-                                       priority=priority)
+                                       priority=priority, mark=mark)
     if shunt in ("drop", "reject"):
         return PolicySpec.for_selector(sel, direction=direction, action="block",
-                                       priority=priority)
+                                       priority=priority, mark=mark)
     if shunt == "hold":
         return PolicySpec.for_selector(sel, direction=direction, action="allow",
-                                       priority=priority, templates=(Template("esp", "transport"),))
+                                       priority=priority, templates=(Template("esp", "transport"),),
+                                       mark=mark)
     raise ValueError(f"unknown shunt %{shunt}")
 
 
@@ -695,6 +697,9 @@ class _Owned:
     """What a kernel object installed, so that flush_owned() can remove exactly that."""
 
     sas: dict[tuple, tuple[IPAddress, int, str, Mark | None]] = field(default_factory=dict)
+    # SPIs reserved with allocate_spi and not filled in yet (larval SAs)
+    reserved: dict[tuple, tuple[IPAddress, int, str, Mark | None]] = field(
+        default_factory=dict)
     policies: dict[tuple, tuple[Selector, str, Mark | None, int | None]] = field(
         default_factory=dict)
 
@@ -828,7 +833,8 @@ class Kernel(abc.ABC):
                                          missing_ok=True)
             except KernelError as e:
                 failures.append(e)
-        for dst, spi, proto, mark in list(self._owned.sas.values()):
+        for dst, spi, proto, mark in [*self._owned.sas.values(),
+                                      *self._owned.reserved.values()]:
             try:
                 await self.delete_sa(dst, spi, proto, mark, missing_ok=True)  # type: ignore[arg-type]
             except KernelError as e:
@@ -840,15 +846,27 @@ class Kernel(abc.ABC):
                               first.detail, first.message_type)
 
     def owned_counts(self) -> tuple[int, int]:
-        """(SAs, policies) this object currently owns."""
+        """(SAs, policies) this object installed and has not removed since; SPIs merely
+        reserved (larval SAs from allocate_spi) are counted by :meth:`owned_reserved`."""
         return len(self._owned.sas), len(self._owned.policies)
+
+    def owned_reserved(self) -> int:
+        """SPIs this object reserved (allocate_spi) that no SA has filled in yet."""
+        return len(self._owned.reserved)
 
     # -- bookkeeping helpers for implementations
     def _own_sa(self, dst: IPAddress, spi: int, proto: str, mark: Mark | None) -> None:
-        self._owned.sas[sa_key(dst, spi, proto, mark)] = (dst, spi, proto, mark)
+        key = sa_key(dst, spi, proto, mark)
+        self._owned.sas[key] = (dst, spi, proto, mark)
+        self._owned.reserved.pop(key, None)
+
+    def _reserve_sa(self, dst: IPAddress, spi: int, proto: str, mark: Mark | None) -> None:
+        self._owned.reserved[sa_key(dst, spi, proto, mark)] = (dst, spi, proto, mark)
 
     def _disown_sa(self, dst: IPAddress, spi: int, proto: str, mark: Mark | None) -> None:
-        self._owned.sas.pop(sa_key(dst, spi, proto, mark), None)
+        key = sa_key(dst, spi, proto, mark)
+        self._owned.sas.pop(key, None)
+        self._owned.reserved.pop(key, None)
 
     def _own_policy(self, spec: PolicySpec) -> None:
         sel = spec.selector

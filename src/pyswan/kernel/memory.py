@@ -175,7 +175,7 @@ class MemoryKernel(Kernel):
                       direction="inbound")
         larval = MemorySa(spec, True, self._now())
         self._sas[sa_key(d, spi, proto, mark)] = larval
-        self._own_sa(d, spi, proto, mark)
+        self._reserve_sa(d, spi, proto, mark)
         return spi
 
     def _verify_new(self, spec: SaSpec, label: str, mtype: str) -> None:
@@ -318,6 +318,7 @@ class MemoryKernel(Kernel):
         self._acquires.clear()
         self._owned.sas.clear()
         self._owned.policies.clear()
+        self._owned.reserved.clear()
 
     def bypass_socket(self, sock: socket.socket) -> None:
         self.bypassed_sockets.add(sock.fileno())

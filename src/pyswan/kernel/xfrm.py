@@ -713,7 +713,7 @@ class XfrmKernel(Kernel):
             raise KernelError("allocate SPI", subject(), errno.EPROTO,
                               "no SA in the kernel's answer", "XFRM_MSG_ALLOCSPI")
         spi = xs.usersa_spi(reply)
-        self._own_sa(d, spi, proto, mark)
+        self._reserve_sa(d, spi, proto, mark)
         return spi
 
     async def _put_sa(self, spec: SaSpec, mtype: int, operation: str) -> None:
@@ -850,6 +850,7 @@ class XfrmKernel(Kernel):
         await self._call(data, seq, "flush", lambda: "all SAs", xs.XFRM_MSG_FLUSHSA)
         self._owned.sas.clear()
         self._owned.policies.clear()
+        self._owned.reserved.clear()
 
     # -- sockets
     def bypass_socket(self, sock: socket.socket) -> None:

@@ -54,11 +54,41 @@ async def cmd_options(p: Any, req: Request, w: WhackSession) -> None:
                 what, lines = parse_impair(spec, p.impairments)
                 for line in lines:
                     w.send(rc.RC_COMMENT, line)
+                if what in _IMPAIR_ACTIONS and what in p.impairments:
+                    # an action, not a setting: carry it out now
+                    _IMPAIR_ACTIONS[what](p, p.impairments.pop(what), w)
+                    continue
                 if what not in ("help", "list", "none") and what in p.impairments:
                     p.log.log(f"IMPAIR: {what}: {p.impairments[what]}")
+                if p.engine is not None:  # the IKE engine's own impairments
+                    p.engine.engine.config.impair_ddos_cookie = p.impairments.get(
+                        "ddos-cookie", 0)
         except OptionError as e:
             w.send(rc.RC_BADWHACKMESSAGE, str(e))
             return
+
+
+def _impair_keepalive(p: Any, serial: int, w: WhackSession) -> None:
+    if p.engine is None or not p.engine.send_keepalive(serial):
+        w.send(rc.RC_UNKNOWN_NAME, f"IMPAIR: no IKE SA #{serial} to send a NAT keepalive for")
+        return
+    p.log.log(f"IMPAIR: sent NAT keepalive for #{serial}", w)
+
+
+def _impair_rekey(p: Any, serial: int, w: WhackSession) -> None:
+    st = p.states.get(serial)
+    if p.engine is None or st is None:
+        w.send(rc.RC_UNKNOWN_NAME, f"IMPAIR: no SA #{serial} to rekey")
+        return
+    op = p.engine.engine.rekey_ike if st.kind == "ike" else p.engine.engine.rekey_child
+    p.log.log(f"IMPAIR: {st.conn.prefix} #{serial}: triggering rekey", w)
+    p.engine._apply(op(serial, p.engine.loop.time()))  # noqa: SLF001 - pluto's own glue
+
+
+_IMPAIR_ACTIONS: dict[str, Callable[[Any, int, WhackSession], None]] = {
+    "send-keepalive": _impair_keepalive,
+    "trigger-v2-rekey": _impair_rekey,
+}
 
 
 # -- connections ------------------------------------------------------------------------
@@ -76,6 +106,9 @@ async def cmd_delete(p: Any, req: Request, w: WhackSession) -> None:
 
 
 async def delete_connection(p: Any, conn: Connection, w: WhackSession | None) -> None:
+    # out of the database first: a peer coming back while its SAs are being deleted must
+    # find neither the connection nor (a template) a way to make a new instance of it
+    p.conns.remove(conn)
     for inst in [conn, *conn.instances.values()]:
         if p.states_of(inst):
             p.log.log(f"{inst.prefix}: terminating SAs using this connection", w)
@@ -83,7 +116,6 @@ async def delete_connection(p: Any, conn: Connection, w: WhackSession | None) ->
                 await p.engine.terminate(inst, w, delete=True)
         if inst.routing.startswith("routed") and inst.routing != "routed-tunnel":
             await routing.unroute(p, inst, w)
-    p.conns.remove(conn)
 
 
 @command("pubkey")
@@ -136,21 +168,48 @@ async def cmd_unroute(p: Any, req: Request, w: WhackSession) -> None:
 @command("initiate")
 async def cmd_initiate(p: Any, req: Request, w: WhackSession) -> None:
     conns = _lookup(p, req, w)
+    alias = bool(conns) and p.conns.get(req.name) is None
+    if alias:
+        w.send(rc.RC_COMMENT, f'initiating all connections with alias "{req.name}"')
+    waiters = []
+    started = 0
     for conn in conns:
         if not _usable(p, conn, w, "initiate"):
             continue
         if p.engine is None:
             w.send(rc.RC_FATAL, f"{conn.prefix}: IKE is not available in this pluto")
             continue
-        await p.engine.initiate(conn, w, req)
+        # all of an alias's connections start at once (the later ones share the IKE SA
+        # of the first, queued on it), then whack waits for them all
+        waiter = p.engine.start_initiate(conn, w, req)
+        started += 1
+        if waiter is not None:
+            waiters.append(waiter)
+    if alias:
+        w.send(rc.RC_COMMENT, f"initiating {started} connection{'s' if started != 1 else ''}")
+    for waiter in waiters:
+        await waiter
 
 
 @command("down")
 async def cmd_down(p: Any, req: Request, w: WhackSession) -> None:
-    for conn in _lookup(p, req, w):
+    conns = _lookup(p, req, w)
+    alias = bool(conns) and p.conns.get(req.name) is None
+    if alias:
+        w.send(rc.RC_COMMENT, f'terminating all connections with alias "{req.name}"')
+    for conn in conns:
         conn.up = False
-        if p.engine is not None:
-            await p.engine.terminate(conn, w, delete=False)
+        targets = [conn]
+        if conn.instances:  # a road-warrior template: down goes to each of its instances
+            p.log.log(f"{conn.prefix}: deleting template instances", w)
+            targets = list(conn.instances.values())
+        for target in targets:
+            target.up = False
+            if p.engine is not None:
+                await p.engine.terminate(target, w, delete=False)
+    if alias:
+        n = len(conns)
+        w.send(rc.RC_COMMENT, f"terminated {n} connection{'s' if n != 1 else ''}")
 
 
 @command("suspend")
@@ -228,8 +287,12 @@ async def cmd_ddos(p: Any, req: Request, w: WhackSession) -> None:
     if mode not in ("busy", "unlimited", "auto"):
         w.send(rc.RC_BADWHACKMESSAGE, f'invalid DDoS mode "{mode}"')
         return
+    # ddos.c set_ddos_mode()
+    if mode == p.ddos_mode:
+        p.log.log(f"pluto DDoS protection remains in {mode} mode", w)
+        return
     p.ddos_mode = mode
-    p.log.log(f"set DDoS mode to {mode}", w)
+    p.log.log(f"pluto DDoS protection mode set to {mode}", w)
 
 
 @command("global-redirect")
@@ -238,9 +301,17 @@ async def cmd_global_redirect(p: Any, req: Request, w: WhackSession) -> None:
     if mode not in ("yes", "no", "auto"):
         w.send(rc.RC_BADWHACKMESSAGE, f'invalid --global-redirect value "{mode}"; expecting yes, no or auto')
         return
-    if mode != "no" and not p.global_redirect_to:
-        p.log.log("ignoring --global-redirect: --global-redirect-to is not set", w)
-    p.global_redirect = mode
+    # ikev2_redirect.c set_global_redirect(): nowhere to redirect to means no
+    if mode == "no":
+        p.global_redirect = "no"
+        p.log.log("set global redirect to 'no'", w)
+    elif not p.global_redirect_to:
+        p.global_redirect = "no"
+        p.log.log("ipsec whack: --global-redirect set to no as there are no active redirect "
+                  "targets", w)
+    else:
+        p.global_redirect = mode
+        p.log.log(f"set global redirect to {mode}", w)
 
 
 @command("global-redirect-to")
@@ -253,15 +324,20 @@ async def cmd_global_redirect_to(p: Any, req: Request, w: WhackSession) -> None:
             if not all(part.isalnum() or part == "-" for part in t.replace(".", " ").split()):
                 w.send(rc.RC_BADWHACKMESSAGE, f'invalid --global-redirect-to address "{t}"')
                 return
-    p.global_redirect_to = targets
-    p.log.log(f"global-redirect-to={targets or '<unset>'}", w)
+    if any(x.strip() for x in targets.split(",")):
+        p.global_redirect_to = targets
+        p.log.log(f"set global redirect target to {targets}", w)
+    else:
+        p.global_redirect_to = ""
+        p.global_redirect = "no"
+        p.log.log("cleared global redirect targets and disabled global redirects", w)
 
 
 @command("redirect")
 async def cmd_redirect(p: Any, req: Request, w: WhackSession) -> None:
     for conn in _lookup(p, req, w):
-        if p.engine is None or not p.states_of(conn):
-            w.send(rc.RC_UNKNOWN_NAME, f"{conn.prefix}: no established IKE SA to redirect")
+        if p.engine is None:
+            p.log.log(f'no active tunnels found for connection "{conn.name}"', w)
             continue
         await p.engine.redirect(conn, req.args.get("arg", ""), w)
 

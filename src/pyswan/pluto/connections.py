@@ -28,6 +28,7 @@ class Connection:
         self.next_instance = 1
         self.instances: dict[int, Connection] = {}
         self.trap_policies: list[Any] = []  # kernel policies installed by --route
+        self.leases: dict[int, IPAddress] = {}  # IP version -> the peer's lease (instances)
 
     # -- ends ----------------------------------------------------------------------
     @property
@@ -53,9 +54,11 @@ class Connection:
     # -- naming ----------------------------------------------------------------------
     @property
     def prefix(self) -> str:
-        """`"name"` or `"name"[N]`, as log lines and status start."""
+        """`"name"`, or `"name"[N] 192.0.2.1` for an instance, as log lines and status
+        start (Libreswan's jam_connection())."""
         if self.instance_no is not None:
-            return f'"{self.name}"[{self.instance_no}]'
+            peer = getattr(self.that, "host_addr", None)
+            return f'"{self.name}"[{self.instance_no}]' + (f" {peer}" if peer else "")
         return f'"{self.name}"'
 
     @property

@@ -40,9 +40,14 @@ class Pluto:
         self.secrets_files: list[str] = []
         self.pubkeys: list[Any] = []
         self.impairments: dict[str, int] = {}
-        self.ddos_mode = "busy" if opts.force_busy else "auto"
-        self.global_redirect = "no"
-        self.global_redirect_to = ""
+        setup = opts.setup
+        # config setup ddos-mode=, ddos-ike-threshold=, max-halfopen-ike= (--force-busy wins)
+        self.ddos_mode = "busy" if opts.force_busy else (getattr(setup, "ddos_mode", None)
+                                                         or "auto")
+        self.ddos_ike_threshold = int(getattr(setup, "ddos_ike_threshold", 25000))
+        self.max_halfopen_ike = int(getattr(setup, "max_halfopen_ike", 50000))
+        self.global_redirect = getattr(setup, "global_redirect", None) or "no"
+        self.global_redirect_to = getattr(setup, "global_redirect_to", None) or ""
         self.stats: Counter[str] = Counter()
         self.started = time.time()
         self.control: ControlServer | None = None
@@ -52,7 +57,7 @@ class Pluto:
         self.setup = opts.setup
         self.engine: Any = None  # the IKE glue
         self.keep_alive = opts.keep_alive
-        self.bare_shunts: list[str] = []
+        self.bare_shunts: list[Any] = []  # routing.BareShunt: failure shunts in force
 
     def on_datagram(self, iface: Interface, data: bytes, addr: tuple) -> None:
         """A datagram on an IKE port; the engine glue demultiplexes it."""
@@ -71,7 +76,10 @@ class Pluto:
         from .ikeglue import IkeGlue
 
         self.engine = IkeGlue(self)
+        self._configure_ike()
         self.kernel.add_event_handler(self.engine.on_kernel_event)
+        if getattr(self.engine, "spis", None) is not None:
+            self.kernel.add_event_handler(self.engine.spis.on_kernel_event)
 
         self.kernel.add_event_handler(lambda ev: routing.on_kernel_event(self, ev))
         self.control = ControlServer(self.opts.ctl_path, self.handle, self.log.log)
@@ -97,6 +105,30 @@ class Pluto:
         await self.shutdown()
         return self.exit_code
 
+    def _configure_ike(self) -> None:
+        """Hand config setup's DDoS and redirect settings to the IKE engine (the mode and
+        global redirect follow whack at every packet, see IkeGlue.receive)."""
+        from ..ike.ikev2 import redirect
+
+        cfg = self.engine.engine.config
+        cfg.ddos_ike_threshold = self.ddos_ike_threshold
+        cfg.max_halfopen_ike = self.max_halfopen_ike
+        cfg.redirect_settings = lambda policy: redirect.from_config(
+            getattr(policy.handle, "config", None))
+        # init_global_redirect(): a redirect with nowhere to go is switched off
+        if self.global_redirect != "no":
+            if not redirect.split_targets(self.global_redirect_to):
+                self.log.log(f"WARNING: ignoring global-redirect={self.global_redirect} as "
+                             "global-redirect-to= is empty")
+                self.global_redirect = "no"
+            else:
+                self.log.log("all IKE_SA_INIT requests will from now on be redirected to: "
+                             f"{self.global_redirect_to}")
+        elif self.global_redirect_to:
+            self.log.log(f"WARNING: ignoring global-redirect-to='{self.global_redirect_to}' "
+                         "as global-redirect=no")
+            self.global_redirect_to = ""
+
     async def _open_kernel(self) -> Any:
         from .kernelglue import open_kernel
 
@@ -114,6 +146,8 @@ class Pluto:
         self.log.log("shutting down")
         if self.engine is not None:
             await self.engine.shutdown(leave_state=self.leave_state)
+            if getattr(self.engine, "spis", None) is not None:
+                await self.engine.spis.close()  # unused reserved SPIs go
         for st in list(self.states):
             self.states.remove(st)
         if self.kernel is not None:

@@ -21,7 +21,11 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
+from ..auto.values import Selector as SubnetSelector
+from ..ike import ikev1
 from ..ike.constants import IdType
+from ..ike.ikev1 import V1Policy
+from ..ike.ikev1.actions import ModeCfgLease, XauthPrompt
 from ..ike.ikev2 import (
     RC_DEBUG,
     ChildEstablished,
@@ -45,6 +49,7 @@ from ..ike.ikev2 import (
     SetTimer,
     StateChanged,
 )
+from ..ike.ikev2.policy import LeaseError
 from ..ike.proposals import ProposalError, parse_proposals
 from ..kernel.base import (
     XFRM_INF,
@@ -61,13 +66,16 @@ from ..kernel.base import (
 )
 from ..kernel.base import Selector as KSelector
 from ..whack import rc
-from . import pkauth
+from . import addresspool, instances, pkauth
+from .ikev1glue import Engines, V1Credentials, v1_policy
 from .state import State
 from .updown import run_updown
 
 _KERNEL_ACTIONS = frozenset({InstallChild, RemoveChild})
 _ID_KIND = {1: IdType.IPV4_ADDR, 2: IdType.FQDN, 3: IdType.RFC822_ADDR,
             5: IdType.IPV6_ADDR, 9: IdType.DER_ASN1_DN, 11: IdType.KEY_ID, 13: IdType.NULL}
+_V1_PHASE1 = ("aggressive", "xauth_server", "xauth_client", "modecfg_server",
+              "modecfg_client")
 _REQID_BASE = 16384  # automatic reqids start above IPSEC_MANUAL_REQID_MAX, 4 per connection
 
 
@@ -125,6 +133,10 @@ class _Credentials:
     def cert_request(self, policy: Policy, initiator: bool) -> bytes | None:
         return pkauth.cert_request(self.p.certstore, policy.handle.that, initiator)
 
+    def lease(self, policy: Policy, peer: Identity, version: int) -> tuple[Any, str] | None:
+        """AddressLeases: the daemon's address pools (IkeGlue.lease)."""
+        return self.p.engine.lease(policy, peer, version)
+
     def psk(self, local: Identity, remote: Identity | None) -> bytes | None:
         secrets = self.p.secrets
         if secrets is None:
@@ -155,6 +167,15 @@ class _Credentials:
         value = entry.secret.reveal() if entry is not None else None
         self._cache[key] = value
         return value
+
+
+def _config_id(peer: Identity) -> Any:
+    """A received ID as an ipsec.conf ID for an instance's end (simple kinds only: a DN
+    stays %any there, the engine policy carries the exact ID)."""
+    if peer.id_type in (IdType.FQDN, IdType.RFC822_ADDR, IdType.IPV4_ADDR, IdType.IPV6_ADDR,
+                        IdType.KEY_ID):
+        return _to_id(peer)
+    return None
 
 
 def _exact(i: Any) -> tuple | None:
@@ -264,7 +285,20 @@ class IkeGlue:
         self.p = pluto
         self.loop = asyncio.get_running_loop()
         self.index = PolicyIndex()
-        self.engine = Engine(self.index, _Credentials(pluto), serials=pluto.states.next_serial)
+        from .spipool import SpiPool  # inbound SPIs reserved with the kernel's ALLOCSPI
+
+        self.spis = SpiPool(pluto.kernel, log=pluto.log.debug, addresses=lambda: {
+            c.this.host_addr for c in pluto.conns.all_with_instances() if c.oriented
+        }) if pluto.kernel else None
+        credentials = _Credentials(pluto)
+        v2 = Engine(self.index, credentials, serials=pluto.states.next_serial,
+                    spi_source=self.spis.take if self.spis else None)
+        # IKEv1 connections have their own engine and policy index (ikev1glue.py)
+        self.index1 = PolicyIndex()
+        v1 = ikev1.Engine(self.index1, V1Credentials(pluto, credentials),
+                          serials=pluto.states.next_serial)
+        self.engine = Engines(v2, v1, lambda: pluto.opts.ikev1_policy)
+        self.index.instantiator = self._instantiate  # road warriors (instances.py)
         self._fingerprint: tuple = ()
         self._policies: dict[int, tuple[Any, Policy]] = {}  # id(conn) -> (conn, policy)
         self._proposals: dict[tuple, Any] = {}
@@ -272,6 +306,8 @@ class IkeGlue:
         self._long = _LongTimers(self.loop, self._fire)
         self._whack: dict[int, Any] = {}  # IKE SA serial -> WhackSession
         self._waiters: dict[int, list[asyncio.Future]] = {}  # serial -> futures for its end
+        # IKE serial -> connections waiting for it to be established (queue Child SA)
+        self._queued: dict[int, list[tuple[Any, Any, asyncio.Future]]] = {}
         self._done: dict[int, asyncio.Future] = {}  # IKE serial -> InitiateDone
         self._queue: deque[list[Any]] = deque()
         self._worker: asyncio.Task[None] | None = None
@@ -286,13 +322,17 @@ class IkeGlue:
         self._specs: dict[tuple, tuple[Any, list[Any]]] = {}  # kernel policies per selectors
         self._housekeeper = self.loop.call_later(1.0, self._housekeep)
         self._closing = False  # shutting down: no revival
+        self._last_sent: dict[int, float] = {}  # IKE SA serial -> when we last sent to it
+        self._keepalive: asyncio.TimerHandle | None = None
+        self._schedule_keepalive()
         self._handlers = {
             Send: self._send, Log: self._log, SetTimer: self._set_timer,
             StateChanged: self._state_changed, SaCreated: self._created,
             IkeEstablished: self._ike_up, ChildEstablished: self._child_up,
             SaDeleted: self._deleted, InitiateDone: self._initiate_done,
             PolicySwitched: self._switched, EndpointsChanged: self._moved,
-            ParentChanged: self._reparented,
+            ParentChanged: self._reparented, ModeCfgLease: self._modecfg_lease,
+            XauthPrompt: self._xauth_prompt,
         }
 
     # ------------------------------------------------------------------ policies
@@ -310,9 +350,9 @@ class IkeGlue:
         old = self._policies
         self._policies = {}
         self.index.clear()
+        self.index1.clear()
         for conn in conns.all_with_instances():
-            if not conn.oriented or conn.config.ike_version != 2 or \
-                    conn.config.never_negotiate:
+            if not conn.oriented or conn.config.never_negotiate:
                 continue
             kept = old.get(id(conn))
             policy = kept[1] if kept is not None and kept[0] is conn else None
@@ -323,7 +363,7 @@ class IkeGlue:
                     self.p.log.log(f"{conn.prefix}: {e}")
                     continue
             self._policies[id(conn)] = (conn, policy)
-            self.index.add(policy)
+            (self.index1 if isinstance(policy, V1Policy) else self.index).add(policy)
 
     def policy_for(self, conn: Any) -> Policy:
         self._sync()
@@ -359,14 +399,15 @@ class IkeGlue:
         esp_text = cfg.esp if cfg.esp is not None else cfg.phase2alg
         if cfg.phase2 == "ah":
             raise PolicyError("phase2=ah is not supported by the IKEv2 engine yet")
-        return Policy(
+        policy = Policy(
             name=conn.name, handle=conn, local_addr=this.host_addr,
             remote_addr=that.host_addr, local_port=this.ikeport or default_port,
             remote_port=that.ikeport or default_port, local_id=local_id, remote_id=remote_id,
             ike=self._proposal("ike", cfg.ike, True),
             esp=self._proposal("esp", esp_text, cfg.pfs),
             local_auth=_authby(this, cfg), remote_auth=_authby(that, cfg),
-            local_ts=_selectors(this), remote_ts=_selectors(that),
+            local_ts=addresspool.pool_selectors(this) or _selectors(this),
+            remote_ts=addresspool.pool_selectors(that) or _selectors(that),
             mode="transport" if cfg.type == "transport" else "tunnel",
             narrowing=cfg.narrowing, esn=cfg.esn, pfs=cfg.pfs,
             fragmentation=cfg.fragmentation != "no", initial_contact=cfg.initial_contact,
@@ -378,7 +419,14 @@ class IkeGlue:
             dpd="active" if cfg.dpddelay else "passive", dpd_delay=cfg.dpddelay,
             local_nat_port=self.p.opts.natikeport, remote_nat_port=self.p.opts.natikeport,
             encapsulation=cfg.encapsulation, send_cert=this.sendcert,
+            uniqueids=self.p.opts.uniqueids, **addresspool.modecfg_policy(conn),
             **pkauth.signature_policy(cfg))
+        if cfg.ike_version == 1:
+            try:
+                return v1_policy(policy, conn)
+            except ValueError as e:
+                raise PolicyError(str(e)) from None
+        return policy
 
     # ------------------------------------------------------------------ input
 
@@ -391,8 +439,10 @@ class IkeGlue:
     def receive(self, iface: Any, data: bytes, addr: tuple) -> None:
         try:
             self._sync()
-            # whack --ddos-busy: answer IKE_SA_INIT with a COOKIE first (RFC 7296 2.6)
-            self.engine.config.require_cookies = self.p.ddos_mode == "busy"
+            # whack --ddos-*, --global-redirect*: the engine decides per IKE_SA_INIT request
+            cfg, p = self.engine.config, self.p
+            cfg.ddos_mode = p.ddos_mode
+            cfg.global_redirect, cfg.global_redirect_to = p.global_redirect, p.global_redirect_to
             actions = self.engine.receive(data, (iface.addr, iface.port),
                                           (self._ip(addr[0]), addr[1]), self.loop.time())
             if actions:
@@ -520,7 +570,85 @@ class IkeGlue:
     def _switched(self, a: PolicySwitched) -> None:
         st = self.p.states.get(a.serial)
         if st is not None:
-            st.conn = a.policy.handle
+            old, st.conn = st.conn, a.policy.handle
+            if old is not st.conn:
+                self._maybe_drop_instance(old)
+            elif st.kind == "child" and a.policy.cp_client:  # narrowed to our lease (cp.py)
+                st.lease = ",".join(str(s) for s in a.policy.local_ts)
+                # what the server's CP(CFG_REPLY) said, for updown (st_seen_cfg_dns)
+                st.seen_dns = " ".join(str(d) for d in a.policy.modecfg_dns)  # type: ignore[attr-defined]
+                st.seen_domains = " ".join(a.policy.modecfg_domains)  # type: ignore[attr-defined]
+
+    # ------------------------------------------------------------------ road warriors
+
+    def _instantiate(self, policy: Policy, addr: Any, peer: Identity | None) -> Policy:
+        """PolicyIndex hook: a new instance of a template for the peer at ``addr`` (on
+        IKE_SA_INIT, as Libreswan's rw_responder_instantiate(), the ID is not known yet), or
+        an instance made then, completed with the peer's ID once IKE_AUTH proved it."""
+        conn = policy.handle
+        if conn.instance_no is not None:
+            if peer is not None and policy.remote_id is None:
+                self.index.remove(policy)  # it is indexed by its peer ID
+                instances.fill_id(conn, _config_id(peer))
+                policy.remote_id = peer
+                self.index.add(policy)
+            return policy
+        if not policy.is_template:
+            return policy
+        inst = instances.instantiate(conn, self.p.conns.next_serial(), addr,
+                                     _config_id(peer) if peer is not None else None)
+        try:
+            new = self._build_policy(inst)
+        except PolicyError as e:
+            self.p.log.log(f"{inst.prefix}: {e}")
+            instances.discard(inst)
+            return policy
+        if peer is not None:
+            new.remote_id = peer
+        self._policies[id(inst)] = (inst, new)
+        self.index.add(new)
+        return new
+
+    def _maybe_drop_instance(self, conn: Any) -> None:
+        """An instance goes away with its last SA (and gives back its leases)."""
+        if conn.instance_no is None or self.p.states_of(conn) or any(
+                sa.policy.handle is conn for sa in self.engine.ike_sas.values()):
+            return
+        addresspool.release_all(self.p, conn)
+        instances.discard(conn)
+        self._reqids.pop(id(conn), None)  # keyed by id(): must not outlive the object
+        got = self._policies.pop(id(conn), None)
+        if got is not None and got[0] is conn:
+            self.index.remove(got[1])
+
+    def lease(self, policy: Policy, peer: Identity, version: int) -> tuple[Any, str] | None:
+        """An address from the peer end's pool for the connection (instance) of
+        ``policy``: the one it holds already, else a new lease (Libreswan's
+        assign_remote_ikev2_lease())."""
+        conn = policy.handle
+        held = conn.leases.get(version)
+        if held is not None:
+            return held, ""
+        spec = next((s for s in conn.that.addresspool if s.start.version == version), None)
+        if spec is None:
+            return None
+        pool = addresspool.pool_for(self.p, spec)
+        # leases of instances whose SAs the engine has just deleted (uniqueids) are free
+        alive = {id(sa.policy.handle) for sa in self.engine.ike_sas.values()}
+        for other in list(conn.template.instances.values()) if conn.template else ():
+            addr = other.leases.get(version)
+            if addr is not None and id(other) not in alive and pool.holder(addr) == other.serial:
+                pool.release(addr, other.serial)
+                del other.leases[version]
+        try:
+            addr, line = pool.lease(conn.serial, addresspool.can_reuse(conn, self.p.opts.uniqueids))
+        except addresspool.PoolError as e:
+            raise LeaseError(str(e)) from None
+        conn.leases[version] = addr
+        if conn.instance_no is not None:
+            instances.set_peer_client(conn, [
+                SubnetSelector(ipaddress.ip_network(a)) for _, a in sorted(conn.leases.items())])
+        return addr, line
 
     def _iface(self, local: tuple) -> Any:
         if self._iface_list is not self.p.interfaces or len(self._ifaces) != len(
@@ -536,6 +664,7 @@ class IkeGlue:
             return
         self.p.stats["total.ike.traffic.out"] += len(a.data)
         iface.sendto(a.data, (str(a.remote[0]), a.remote[1]))
+        self._last_sent[a.serial] = self.loop.time()
 
     def _whack_for(self, serial: int) -> Any:
         w = self._whack.get(serial)
@@ -582,13 +711,67 @@ class IkeGlue:
             st.events[a.event] = a.at
 
     def _created(self, a: SaCreated) -> None:
+        if a.kind == "ike" and a.role == "responder" and a.policy.is_template:
+            sa = self.engine.ike_sas.get(a.serial)
+            if sa is not None and sa.policy is a.policy:
+                # a road warrior's IKE_SA_INIT: Libreswan puts it on a new instance at once
+                sa.policy = self._instantiate(a.policy, a.remote[0], None)
+                a = SaCreated(a.serial, a.kind, a.parent, sa.policy, a.role, a.local,
+                              a.remote, a.state)
         st = State(a.serial, a.policy.handle, a.kind, name=a.state.name, story=a.state.story,
-                   category=a.state.category, peer=a.remote, local=a.local, parent=a.parent)
+                   category=a.state.category, peer=a.remote, local=a.local, parent=a.parent,
+                   ike_version=1 if isinstance(a.policy, V1Policy) else 2)
         if a.kind == "child":
             parent = self.p.states.get(a.parent)
             if parent is not None:
                 st.peer_id = parent.peer_id
+            if a.policy.cp_client:  # a rekey keeps the lease (a new one comes from CP)
+                prior = self.p.states.get(st.conn.newest_child)
+                st.lease = prior.lease if prior is not None else ""
+            if not st.lease and parent is not None and parent.lease:
+                st.lease = parent.lease  # IKEv1: ModeCfg leased it to the ISAKMP SA
+            isakmp = self.engine.v1.isakmp_sas.get(a.parent)
+            lease = getattr(a.policy, "modecfg_lease", None)
+            if isakmp is not None and lease and getattr(a.policy, "modecfg_server", False):
+                st.lease = f"{lease}/32"  # what our ModeCfg gave the peer
+            if isakmp is not None:  # IKEv1 XAUTH: trafficstatus shows the user
+                st.username = getattr(isakmp, "xauth_user", "") or (
+                    getattr(a.policy, "xauth_username", "")
+                    if getattr(a.policy, "xauth_client", False) else "")
         self.p.states.add(st)
+
+    def _xauth_prompt(self, a: XauthPrompt) -> None:
+        """IKEv1 XAUTH client without a password: ask the whack that started it, with
+        Libreswan's prompts (RC_USERPROMPT echoes, RC_ENTERSECRET does not); whack answers
+        from --xauthuser/--xauthpass or the terminal."""
+        w = self._whack_for(a.serial)
+        st = self.p.states.get(a.serial)
+        prefix = f"{st.conn.prefix} #{a.serial}" if st is not None else f"#{a.serial}"
+        if w is None or not hasattr(w, "prompt"):
+            self.p.log.log(f"{prefix}: XAUTH: no password for user '{a.user}' and no whack "
+                           "to prompt; the server will give up")
+            return
+
+        async def ask() -> None:
+            user = a.user
+            if not user:
+                user = await w.prompt(rc.RC_USERPROMPT, f"{prefix}: prompt for Username:") \
+                    or ""
+            password = await w.prompt(rc.RC_ENTERSECRET, f"{prefix}: prompt for Password:")
+            if not user or password is None:
+                self.p.log.log(f"{prefix}: XAUTH: no answer from whack", w)
+                return
+            self._apply(self.engine.v1.xauth_answer(a.serial, user, password.encode(),
+                                                    self.loop.time()))
+
+        self.loop.create_task(ask())
+
+    def _modecfg_lease(self, a: ModeCfgLease) -> None:
+        """IKEv1 ModeCfg gave our ISAKMP SA an address: its IPsec SAs carry it (as
+        trafficstatus ``lease=``)."""
+        st = self.p.states.get(a.serial)
+        if st is not None:
+            st.lease = f"{a.address}/{a.address.max_prefixlen}"
 
     def _ike_up(self, a: IkeEstablished) -> None:
         st = self.p.states.get(a.serial)
@@ -616,12 +799,16 @@ class IkeGlue:
         conn = st.conn
         conn.newest_child = a.serial
         conn.routing = "routed-tunnel"
+        if conn.leases:  # responder: what the peer leased (the initiator's is set already)
+            st.lease = addresspool.lease_text(conn.leases.values())
         stats = self.p.stats
         stats["total.ipsec.type.all"] += 1
         stats["total.ipsec.type.esp"] += 1
         if k.esn:
             stats["total.ipsec.type.esn"] += 1
         stats["total.ipsec.type.encap" if k.encap else "total.ipsec.type.non_encap"] += 1
+        if a.ike_serial in self._queued:
+            self._start_queued(a.ike_serial)
 
     def _deleted(self, a: SaDeleted) -> None:
         st = self.p.states.get(a.serial)
@@ -646,6 +833,14 @@ class IkeGlue:
                                     else "unrouted")
         if st is not None:
             self._maybe_revive(st, a)
+            self._maybe_drop_instance(st.conn)
+        self._last_sent.pop(a.serial, None)
+        if a.kind == "ike" and a.serial in self._queued:
+            self._fail_queued(a.serial)
+        elif a.kind == "child" and st is not None and st.parent in self._queued:
+            parent = self.engine.ike_sas.get(st.parent)
+            if parent is not None and parent.established:
+                self._start_queued(st.parent)  # its first Child SA failed; the IKE SA is up
         self._whack.pop(a.serial, None)
         for fut in self._waiters.pop(a.serial, ()):
             if not fut.done():
@@ -653,6 +848,47 @@ class IkeGlue:
         done = self._done.pop(a.serial, None)
         if done is not None and not done.done():
             done.set_result(InitiateDone(a.serial, False))
+
+    # ------------------------------------------------------------------ NAT keepalive
+
+    def _schedule_keepalive(self) -> None:
+        period = float(getattr(self.p, "keep_alive", 20) or 20)
+        self._keepalive = self.loop.call_later(period, self._send_keepalives, period)
+
+    def _send_keepalives(self, period: float) -> None:
+        """RFC 3948 NAT keepalives (a lone 0xff byte on the NAT-T port) for each current,
+        established IKE SA of ours behind a NAT (nat-keepalive=yes), unless it sent
+        something within the period anyway, as Libreswan's event_v2_nat_keepalive()."""
+        try:
+            now = self.loop.time()
+            for sa in self.engine.all_ike_sas():  # IKEv2 and IKEv1 alike
+                conn = sa.policy.handle
+                if not (sa.established and sa.nat_local) or sa.dying \
+                        or not getattr(conn.config, "nat_keepalive", True) \
+                        or getattr(conn, "newest_ike", 0) != sa.serial:
+                    continue
+                st = self.p.states.get(sa.serial)
+                if st is not None:
+                    st.events["NAT_KEEPALIVE"] = now + period
+                if now - self._last_sent.get(sa.serial, 0.0) < period:
+                    continue
+                self.send_keepalive(sa.serial)
+        except Exception as e:  # noqa: BLE001 - the timer must keep running
+            self.p.log.debug(f"NAT keepalive: {e!r}")
+        finally:
+            if not self._closing:
+                self._schedule_keepalive()
+
+    def send_keepalive(self, serial: int) -> bool:
+        sa = self.engine.ike_sas.get(serial) or self.engine.v1.isakmp_sas.get(serial)
+        iface = self._iface(sa.local) if sa is not None else None
+        if sa is None or iface is None or iface.transport is None:
+            return False
+        self.p.log.debug(f"#{serial}: sending NAT-T Keep Alive to {sa.remote[0]}:{sa.remote[1]}")
+        # not through iface.sendto(): a keepalive has no non-ESP marker
+        iface.transport.sendto(b"\xff", (str(sa.remote[0]), sa.remote[1]))
+        self._last_sent[serial] = self.loop.time()
+        return True
 
     # ------------------------------------------------------------------ revival
 
@@ -668,14 +904,18 @@ class IkeGlue:
         if any(s.serial != st.serial and (s.kind == "ike" or s.established)
                for s in self.p.states_of(conn)):
             return  # something else of the connection is still there (e.g. the new SA)
+        why = {"deleted by peer": "received Delete/Notify", "dead peer": "is dead",
+               "timeout": "timed out", "deleted": "was deleted"}.get(a.reason, a.reason or "went away")
+        self._revive_later(conn, why, st.serial)
+
+    def _revive_later(self, conn: Any, why: str, serial: int = 0) -> None:
         if getattr(conn, "revival_pending", None) is not None:
             return
         delay = getattr(conn, "revival_delay", 0.0)
         conn.revival_delay = min(delay + _REVIVE_DELAY, _REVIVE_DELAY_MAX)
         conn.revival_attempt = getattr(conn, "revival_attempt", 0) + 1
-        why = {"deleted by peer": "received Delete/Notify", "dead peer": "is dead",
-               "timeout": "timed out", "deleted": "was deleted"}.get(a.reason, a.reason or "went away")
-        self.p.log.log(f"{conn.prefix} #{st.serial}: connection is supposed to remain up; "
+        where = f"{conn.prefix} #{serial}" if serial else conn.prefix
+        self.p.log.log(f"{where}: connection is supposed to remain up; "
                        f"revival attempt {conn.revival_attempt} scheduled in "
                        f"{int(delay)} seconds")
         conn.revival_pending = self.loop.call_later(delay, self._revive, conn, why)
@@ -691,11 +931,10 @@ class IkeGlue:
         if not getattr(conn, "up", False) or self.p.conns.get(conn.name) is None \
                 and conn.instance_no is None:
             return
-        if any(s.kind == "ike" for s in self.p.states_of(conn)):
+        if any(s.kind == "ike" or s.established for s in self.p.states_of(conn)):
             return
         self.p.log.log(f"{conn.prefix}: initiating connection '{conn.name}' with serial "
-                       f"${getattr(conn, 'serialno', 0)} which {why} but must remain up per "
-                       "local policy")
+                       f"${conn.serial} which {why} but must remain up per local policy")
         try:
             policy = self.policy_for(conn)
         except PolicyError as e:
@@ -703,7 +942,7 @@ class IkeGlue:
             return
         if policy.remote_addr is None:
             return
-        self._apply(self.engine.initiate(policy, self.loop.time()))
+        self.start_initiate(conn, None, None)
 
     def _children_up(self, conn: Any) -> bool:
         return any(s.kind == "child" and s.established for s in self.p.states_of(conn))
@@ -748,6 +987,8 @@ class IkeGlue:
         return inbound, outbound
 
     async def _install(self, a: InstallChild) -> list[Any]:
+        import errno as _errno
+
         st = self.p.states.get(a.serial)
         kernel = self.p.kernel
         error: str | None = None
@@ -758,8 +999,21 @@ class IkeGlue:
             k = a.keys
             try:
                 inbound, outbound = self._sa_specs(st, k)
-                await kernel.add_sa(inbound)
-                done.append(("sa", inbound))
+                # an SPI from the pool is the kernel's larval SA: fill it in (UPDSA); if the
+                # kernel has dropped it meanwhile, or the SPI is the engine's own, add it
+                reserved = self.spis is not None and self.spis.claim(inbound.dst, inbound.spi)
+                if reserved:
+                    done.append(("sa", inbound))  # ours: undo releases the reservation too
+                    try:
+                        await kernel.update_sa(inbound)
+                    except KernelError as e:
+                        if e.errno != _errno.ESRCH:
+                            raise
+                        done.pop()
+                        reserved = False
+                if not reserved:
+                    await kernel.add_sa(inbound)
+                    done.append(("sa", inbound))
                 await kernel.add_sa(outbound)
                 done.append(("sa", outbound))
                 for spec in self._policy_specs(st, k):
@@ -917,47 +1171,145 @@ class IkeGlue:
         return fut
 
     async def initiate(self, conn: Any, w: Any, req: Any) -> None:
-        if conn.config.ike_version != 2:
-            w.send(rc.RC_FATAL, f"{conn.prefix}: IKEv1 is not supported by pyswan's IKE engine")
-            return
+        waiter = self.start_initiate(conn, w, req)
+        if waiter is not None:
+            await waiter
+
+    def start_initiate(self, conn: Any, w: Any, req: Any) -> Any:
+        """Start negotiating for ``conn``; returns an awaitable for the end of it (None when
+        nothing was started or whack need not wait).
+
+        As Libreswan's initiate_connection(): a viable IKE SA with the same peer (same
+        addresses and IDs) gets a new Child SA by CREATE_CHILD_SA if it is established, or
+        the connection is queued on it while it is still being negotiated; otherwise a new
+        IKE SA is negotiated."""
         try:
             policy = self.policy_for(conn)
         except PolicyError as e:
-            w.send(rc.RC_FATAL, f"{conn.prefix}: {e}")
-            return
+            self.p.log.log(f"{conn.prefix}: {e}", w, rc.RC_FATAL)
+            return None
         remote = None
         host = req.args.get("remote-host") if req is not None else None
         if host:
             try:
                 remote = (ipaddress.ip_address(host), policy.remote_port)
             except ValueError:
-                w.send(rc.RC_NOPEERIP, f'{conn.prefix}: remote host "{host}" is not an address')
-                return
+                self.p.log.log(f'{conn.prefix}: remote host "{host}" is not an address', w,
+                               rc.RC_NOPEERIP)
+                return None
         conn.up = True
-        actions = self.engine.initiate(policy, self.loop.time(), remote)
-        created = next((x for x in actions if isinstance(x, SaCreated)), None)
-        if created is None:  # refused before any state existed
-            self._apply(actions)
-            return
-        serial = created.serial
         asynchronous = req is not None and "async" in req.flags
         released = getattr(w, "released", None)
         if asynchronous and released is not None and released.done():
-            # a later connection of an --asynchronous alias: whack has already gone
+            w = None  # a later connection of an --asynchronous alias: whack has gone
+        parent = self._viable_parent(policy) if remote is None else None
+        now = self.loop.time()
+        if parent is not None and not parent.established:
+            pst = self.p.states.get(parent.serial)
+            prefix = pst.conn.prefix if pst is not None else parent.policy.handle.prefix
+            self.p.log.log(f"{conn.prefix}: queue Child SA; waiting on IKE SA {prefix} "
+                           f"#{parent.serial} negotiating with {parent.remote[0]}", w)
+            done = self.loop.create_future()
+            self._queued.setdefault(parent.serial, []).append(
+                (conn, None if asynchronous else w, done))
+            return self._finish_initiate(done, None, w, asynchronous)
+        if parent is not None:
+            actions = self.engine.initiate_child(policy, parent.serial, now)
+        else:
+            actions = self.engine.initiate(policy, now, remote)
+        return self._track(actions, w, asynchronous)
+
+    def _track(self, actions: list[Any], w: Any, asynchronous: bool) -> Any:
+        """Carry out the actions of a new negotiation, relaying its log to ``w``; returns
+        an awaitable for its end (InitiateDone)."""
+        created = next((x for x in actions if isinstance(x, SaCreated)), None)
+        if created is None or w is None:  # refused before any state existed / no whack
             self._apply(actions)
-            return
+            return None
+        serial = created.serial
         done = self.loop.create_future()
         self._done[serial] = done
         self._whack[serial] = w
         self._apply(actions)
+        return self._finish_initiate(done, serial, w, asynchronous)
+
+    def _finish_initiate(self, done: asyncio.Future, serial: int | None, w: Any,
+                         asynchronous: bool) -> Any:
+        if w is None:
+            return None
         if asynchronous:
-            self._whack.pop(serial, None)
-            self._done.pop(serial, None)
+            if serial is not None:
+                self._whack.pop(serial, None)
+                self._done.pop(serial, None)
             w.release()
+            return None
+
+        async def wait() -> None:
+            got = await done
+            if isinstance(got, asyncio.Future):  # queued: the Child SA's own negotiation
+                got = await got
+            await self.drain()
+            if serial is not None:
+                self._whack.pop(serial, None)
+
+        return wait()
+
+    def _viable_parent(self, policy: Policy) -> Any:
+        """Libreswan's find_viable_parent_for_connection(): the newest IKE SA that is either
+        established (and still its connection's newest) or being negotiated by us, whose
+        connection has the same addresses and peer IDs."""
+        best = None
+        v1 = isinstance(policy, V1Policy)
+        for sa in self.engine.all_ike_sas():
+            if sa.dying or getattr(sa, "deleting", False) or getattr(sa, "successor", 0) \
+                    or getattr(sa, "rekey_of", 0):
+                continue
+            other = sa.policy
+            if isinstance(other, V1Policy) != v1:
+                continue  # an IKE SA carries Child SAs of its own IKE version only
+            if v1 and any(getattr(other, k) != getattr(policy, k) for k in _V1_PHASE1):
+                continue  # XAUTH/ModeCfg happen once, in phase 1: no sharing across them
+            if sa.established:
+                if getattr(other.handle, "newest_ike", 0) != sa.serial:
+                    continue  # being replaced, or its connection moved on
+            elif not sa.is_initiator or getattr(sa, "predecessor", 0):
+                continue
+            if (other.local_addr, other.remote_addr) != (policy.local_addr, policy.remote_addr) \
+                    or other.local_id != policy.local_id \
+                    or (other.remote_id is not None and policy.remote_id is not None
+                        and other.remote_id.key != policy.remote_id.key):
+                continue
+            if best is None or sa.serial > best.serial:
+                best = sa
+        return best
+
+    def _start_queued(self, ike_serial: int) -> None:
+        """The IKE SA is usable (its first Child SA is done): start the Child SAs of the
+        connections queued on it, in the order they were queued."""
+        queued = self._queued.pop(ike_serial, None)
+        if not queued:
             return
-        await done
-        await self.drain()
-        self._whack.pop(serial, None)
+        now = self.loop.time()
+        for conn, w, done in queued:
+            try:
+                policy = self.policy_for(conn)
+            except PolicyError as e:
+                self.p.log.log(f"{conn.prefix}: {e}", w)
+                done.set_result(None)
+                continue
+            actions = self.engine.initiate_child(policy, ike_serial, now)
+            waiter = self._track(actions, w, False) if w is not None else self._apply(actions)
+            if not done.done():
+                done.set_result(asyncio.ensure_future(waiter) if waiter is not None else None)
+
+    def _fail_queued(self, ike_serial: int) -> None:
+        for conn, w, done in self._queued.pop(ike_serial, ()):
+            self.p.log.log(f"{conn.prefix}: IKE SA #{ike_serial} failed; the queued Child SA "
+                           "is abandoned", w)
+            if not done.done():
+                done.set_result(None)
+            if conn.up and not self._closing:
+                self._revive_later(conn, "failed")
 
     async def terminate(self, conn: Any, w: Any, delete: bool) -> None:
         now = self.loop.time()
@@ -965,6 +1317,13 @@ class IkeGlue:
         self._cancel_revival(conn)
         for st in self._states_of(conn, "ike"):
             serial = st.serial
+            others = [c for c in self.p.states.children_of(st) if c.conn is not conn]
+            if others and not delete:
+                # the IKE SA carries other connections' Child SAs: only ours go (below)
+                self.p.log.log(f"{conn.prefix}: note: connection's IKE SA #{serial} will "
+                               f"remain up: in-use by {others[0].conn.prefix} "
+                               f"#{others[0].serial}", w)
+                continue
             if delete:
                 self._whack[serial] = w
                 self._apply(self.engine.delete_ike(serial, now, notify=True, wait=False))
@@ -981,7 +1340,22 @@ class IkeGlue:
             self._apply(self.engine.delete_ike(serial, now, notify=True, wait=True))
             await fut
             await self.drain()
-        for st in self._states_of(conn, "child"):  # orphans (their IKE SA is elsewhere)
+        for st in self._states_of(conn, "child"):  # on an IKE SA shared with others
+            ike = self.p.states.get(st.parent)
+            if ike is not None and ike.conn is not conn:
+                self.p.log.log(f"{conn.prefix}: initiating delete of connection's Child SA "
+                               f"#{st.serial} using IKE SA {ike.conn.prefix} #{ike.serial}", w)
+                users = [c for c in self.p.states.children_of(ike)
+                         if c.serial != st.serial]
+                why = ["required by UP policy"] if getattr(ike.conn, "up", False) else []
+                if users:
+                    why.append(f"in-use by {users[0].conn.prefix} #{users[0].serial}")
+                if why:
+                    self.p.log.log(f"{conn.prefix}: note: IKE SA {ike.conn.prefix} "
+                                   f"#{ike.serial} will remain up: {'; '.join(why)}", w)
+            else:
+                self.p.log.log(f"{conn.prefix}: initiating delete of connection's Child SA "
+                               f"#{st.serial} using IKE SA #{st.parent}", w)
             fut = self._wait(st.serial)
             self._apply(self.engine.delete_child(st.serial, now, notify=True))
             await fut
@@ -1028,6 +1402,8 @@ class IkeGlue:
     async def sa_operation(self, conn: Any, op: str, w: Any, asynchronous: bool) -> None:
         ike = self.p.states.get(conn.newest_ike) if conn.newest_ike else None
         child = self.p.states.get(conn.newest_child) if conn.newest_child else None
+        if ike is None and child is not None and child.parent:
+            ike = self.p.states.get(child.parent)  # its Child SA rides another's IKE SA
         if op in ("rekey-ike", "rekey-child"):
             what = "IKE" if op == "rekey-ike" else "Child"
             target = ike if op == "rekey-ike" else child
@@ -1071,8 +1447,31 @@ class IkeGlue:
         await self.delete_state(target, w, notify=True)
 
     async def redirect(self, conn: Any, targets: str, w: Any) -> None:
-        w.send(rc.RC_FATAL, f"{conn.prefix}: redirect is not implemented by pyswan's IKEv2 "
-                            "engine yet")
+        """Active redirect (``whack --name C --redirect-to GW[,GW...]``): each established
+        IKE SA of the connection (and its instances) is told, by an INFORMATIONAL
+        N(REDIRECT), to go to the next gateway of the list (Libreswan's
+        whack_active_redirect())."""
+        from ..ike.ikev2.redirect import split_targets
+
+        dests = split_targets(targets)
+        if not dests:
+            w.send(rc.RC_COMMENT, f"redirect-to='{targets}' is empty")
+            return
+        now = self.loop.time()
+        count = 0
+        for inst in [conn, *getattr(conn, "instances", {}).values()]:
+            for st in self._states_of(inst, "ike"):
+                if not st.established:
+                    continue
+                actions = self.engine.redirect(st.serial, dests[count % len(dests)], now)
+                if any(isinstance(a, Send) for a in actions):
+                    count += 1
+                self._apply(actions)
+        if count:
+            self.p.log.log(f'redirections sent for {count} tunnels of connection "{conn.name}"',
+                           w)
+        else:
+            self.p.log.log(f'no active tunnels found for connection "{conn.name}"', w)
 
     def forget_connection(self, conn: Any, w: Any) -> None:
         now = self.loop.time()
@@ -1084,6 +1483,8 @@ class IkeGlue:
     async def shutdown(self, leave_state: bool) -> None:
         self._closing = True
         self._housekeeper.cancel()
+        if self._keepalive is not None:
+            self._keepalive.cancel()
         if not leave_state:
             self._apply(self.engine.shutdown(self.loop.time(), notify=True))
             await self.drain(5.0)

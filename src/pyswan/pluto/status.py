@@ -351,9 +351,17 @@ def _bytes(n: int) -> str:
 
 def brief_lines(p: Any) -> list[str]:
     c = p.states.counts()
-    busy = p.ddos_mode == "busy"
+    eng = getattr(p.engine, "engine", None)  # the IKE engine keeps the half-open count
+    if eng is not None:
+        eng.config.ddos_mode = p.ddos_mode  # whack may have changed it since the last packet
+        busy = eng.cookies_required()
+        full = eng.halfopen >= eng.config.max_halfopen_ike
+    else:
+        busy, full = p.ddos_mode == "busy", False
     cookies = "DDoS cookies REQUIRED" if busy else "DDoS cookies not required"
-    accepting = "Accepting new IKE connections" if p.listening else "IGNORING new IKE connections (not listening)"
+    accepting = ("NOT ACCEPTING new IKE connections" if full
+                 else "Accepting new IKE connections" if p.listening
+                 else "IGNORING new IKE connections (not listening)")
     return [
         f"State Information: {cookies}, {accepting}",
         f"IKE SAs: total({c['ike']}), half-open({c['half-open']}), open({c['open']}), "
@@ -402,9 +410,7 @@ def cmd_trafficstatus(p: Any, req: Request) -> list[str]:
         conn = st.conn
         if req.name and conn.name != req.name:
             continue
-        line = f"#{st.serial}: {conn.prefix}"
-        if conn.instance_no is not None and st.peer:
-            line += f" {st.peer[0]}"
+        line = f"#{st.serial}: {conn.prefix}"  # an instance's prefix ends with its peer
         if st.username:
             line += f", username={st.username}"
         line += (f", type={st.protocol}, add_time={int(st.add_time)}, inBytes={st.in_bytes}, "
@@ -418,9 +424,11 @@ def cmd_trafficstatus(p: Any, req: Request) -> list[str]:
 
 
 def cmd_shuntstatus(p: Any, req: Request) -> list[str]:
+    from .routing import bare_shunts
+
     out = [BLANK, "Bare Shunt list:", BLANK]
-    for shunt in getattr(p, "bare_shunts", []):
-        out.append(shunt)
+    for shunt in bare_shunts(p):
+        out.append(str(shunt))
     return out
 
 
@@ -444,10 +452,9 @@ def cmd_processstatus(p: Any, req: Request) -> list[str]:
 
 
 def cmd_addresspoolstatus(p: Any, req: Request) -> list[str]:
-    out = []
-    for pool in getattr(p, "address_pools", {}).values():
-        out.append(pool.status_line())
-    return out
+    from .addresspool import status_lines
+
+    return status_lines(p)
 
 
 def _setup_lines(p: Any) -> list[str]:
@@ -466,8 +473,8 @@ def _setup_lines(p: Any) -> list[str]:
         f"expire-lifetime={_fmt_seconds(sv('expire_lifetime', 30.0))}",
         f"logfile='{o.logfile or ('<stderr>' if o.stderrlog else '<syslog>')}', "
         f"logappend={_yn(o.logappend)}, logip=yes, audit-log=yes",
-        f"ddos-cookies-threshold={sv('ddos_ike_threshold', 25000)}, "
-        f"ddos-max-halfopen={sv('max_halfopen_ike', 50000)}, ddos-mode={p.ddos_mode}, "
+        f"ddos-cookies-threshold={getattr(p, 'ddos_ike_threshold', 25000)}, "
+        f"ddos-max-halfopen={getattr(p, 'max_halfopen_ike', 50000)}, ddos-mode={p.ddos_mode}, "
         f"ikev1-policy={o.ikev1_policy}",
         f"ikebuf={o.ike_socket_bufsize}, msg_errqueue=yes, crl-strict=no, crlcheckinterval=0, "
         f"listen={o.listen or '<any>'}, nflog-all=0, dns-resolver=file,",
@@ -532,10 +539,9 @@ _STATE_NAMES = (
 def cmd_globalstatus(p: Any, req: Request) -> list[str]:
     c = p.states.counts()
     s = p.stats
-    setup = p.setup
     out = [
-        f"config.setup.ike.ddos_threshold={getattr(setup, 'ddos_ike_threshold', 25000)}",
-        f"config.setup.ike.max_halfopen={getattr(setup, 'max_halfopen_ike', 50000)}",
+        f"config.setup.ike.ddos_threshold={getattr(p, 'ddos_ike_threshold', 25000)}",
+        f"config.setup.ike.max_halfopen={getattr(p, 'max_halfopen_ike', 50000)}",
         f"current.states.all={len(p.states)}",
         f"current.states.ipsec={c['ipsec']}",
         f"current.states.ike={c['ike']}",
@@ -561,6 +567,10 @@ def cmd_globalstatus(p: Any, req: Request) -> list[str]:
         "total.ike.dpd.sent", "total.ike.dpd.recv", "total.ike.dpd.replied",
         "total.ike.mangled", "total.ike.traffic.in", "total.ike.traffic.out",
     ]
+    eng = getattr(p.engine, "engine", None)
+    if eng is not None:  # counters the IKE engine keeps (redirects, cookies sent)
+        s = s.copy()
+        s.update({k: s.get(k, 0) + v for k, v in eng.counters.items()})
     out += [f"{k}={s.get(k, 0)}" for k in keys]
     out += [f"{k}={v}" for k, v in sorted(s.items()) if k not in keys]
     return out

@@ -30,6 +30,15 @@ def _client(end: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     return ipaddress.ip_network(f"{addr}/{addr.max_prefixlen}")
 
 
+def _my_lease(this: Any, st: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """The address our end was leased by the peer's CP(CFG_REPLY) (Libreswan's
+    spd_end_sourceip()), when this end is a modecfg client."""
+    text = getattr(st, "lease", "") if st is not None else ""
+    if not text or not (this.modecfgclient or this.addresspool) or this.cat:
+        return None
+    return ipaddress.ip_network(text.split(",")[0])
+
+
 def verb_for(conn: Any, base: str) -> str:
     """`up` -> `up-client`, `up-host-v6`, ... as libreswan(7) describes."""
     this, that = conn.this, conn.that
@@ -44,6 +53,9 @@ def environment(pluto: Any, conn: Any, verb: str, st: Any = None) -> dict[str, s
     c = conn.config
     this, that = conn.this, conn.that
     mine, peers = _client(this), _client(that)
+    lease = _my_lease(this, st)
+    if lease is not None:  # a modecfg client's end is the address it was given
+        mine = lease
     my_proto = this.subnets[0].protocol if this.subnets else (this.protoport.protocol if this.protoport else 0)
     peer_proto = that.subnets[0].protocol if that.subnets else (that.protoport.protocol if that.protoport else 0)
     my_port = this.subnets[0].port if this.subnets else (this.protoport.port if this.protoport else 0)
@@ -82,15 +94,18 @@ def environment(pluto: Any, conn: Any, verb: str, st: Any = None) -> dict[str, s
         "PLUTO_CONN_POLICY": _policy(conn),
         "PLUTO_IS_PEER_CISCO": "1" if c.remote_peer_type == "cisco" else "0",
         "PLUTO_NM_CONFIGURED": "1" if c.nm_configured else "0",
-        "PLUTO_CFG_SERVER": "1" if this.modecfgserver else "0",
-        "PLUTO_CFG_CLIENT": "1" if this.modecfgclient else "0",
-        "PLUTO_PEER_BANNER": c.modecfgbanner or "",
-        "PLUTO_PEER_DNS_INFO": " ".join(str(a) for a in c.modecfgdns),
-        "PLUTO_PEER_DOMAIN_INFO": " ".join(c.modecfgdomains),
+        # an end with an addresspool= is a modecfg client, its peer the server (extract.c)
+        "PLUTO_CFG_SERVER": "1" if this.modecfgserver or that.addresspool else "0",
+        "PLUTO_CFG_CLIENT": "1" if this.modecfgclient or this.addresspool else "0",
+        # what the peer's configuration payload said (Libreswan: st_seen_cfg_*)
+        "PLUTO_PEER_BANNER": "",
+        "PLUTO_PEER_DNS_INFO": getattr(st, "seen_dns", "") if st is not None else "",
+        "PLUTO_PEER_DOMAIN_INFO": getattr(st, "seen_domains", "") if st is not None else "",
         "PLUTO_NFLOG_GROUP": str(c.nflog_group or ""),
         "PLUTO_METRIC": str(c.metric or ""),
         "PLUTO_MTU": str(c.mtu or ""),
-        "PLUTO_MY_SOURCEIP": str(this.sourceip[0]) if this.sourceip else "",
+        "PLUTO_MY_SOURCEIP": str(this.sourceip[0]) if this.sourceip else (
+            str(lease.network_address) if lease is not None else ""),
         "CAT": "YES" if this.cat else "",
         "VTI_IFACE": c.vti_interface or "",
         "VTI_ROUTING": "yes" if c.vti_routing else "no",

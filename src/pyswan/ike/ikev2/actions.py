@@ -130,6 +130,7 @@ class ChildSaKeys:
     encap: bool  # UDP encapsulation (NAT detected)
     algorithms: str  # "AES_GCM_16_256" (status "ESP algorithm newest")
     lifetime: float
+    pfs_group: str = ""  # the KE group of a CREATE_CHILD_SA with PFS ("DH19"), else ""
 
     def __repr__(self) -> str:  # never print keys
         return (f"ChildSaKeys(esp in={self.spi_in:#010x} out={self.spi_out:#010x} "

@@ -145,6 +145,17 @@ def _fit(policy: Policy, proposed_i: list[Selector], proposed_r: list[Selector]
     return remote, local
 
 
+def policy_for_ts(eng: Engine, sa: IkeSa, tsi: list[Selector], tsr: list[Selector]
+                  ) -> Policy:
+    """Responder, CREATE_CHILD_SA: the connection a new Child SA belongs to, that of the
+    IKE SA or another with the same peer whose selectors fit (several connections share
+    one IKE SA)."""
+    for policy in (sa.policy, *_siblings(eng, sa)):
+        if _fit(policy, tsi, tsr) is not None:
+            return policy
+    return sa.policy
+
+
 def _siblings(eng: Engine, sa: IkeSa) -> list[Policy]:
     if sa.peer_id is None:
         return []
@@ -233,15 +244,26 @@ def make_keys(sa: IkeSa, child: ChildSa, chosen: ChosenProposal, ni: bytes | Non
         integ.xfrm_trunc_bits if integ is not None else 0,
         chosen.sn is A.SN_PARTIAL_64_BIT, child.local_ts, child.remote_ts,
         policy.replay_window, sa.nat_local or sa.nat_remote, format_child_newest(chosen),
-        policy.ipsec_lifetime)
+        policy.ipsec_lifetime,
+        chosen.ke.fqn if g_ir is not None and chosen.ke is not None else "")
+
+
+def esp_name(sa: IkeSa, policy: Policy) -> str:
+    """``ESPinUDP`` once NAT has been detected (ESP goes in UDP), else ``ESP``."""
+    del policy  # (encapsulation=yes sets the NAT flags when IKE_SA_INIT completes)
+    return "ESPinUDP" if sa.nat_local or sa.nat_remote else "ESP"
 
 
 def details(child: ChildSa, keys: ChildSaKeys) -> str:
-    """``{ESP/ESN=>0x12345678 <0x9abcdef0 xfrm=AES_GCM_16_256 DPD=passive}``."""
+    """``{ESP/ESN=>0x12345678 <0x9abcdef0 xfrm=AES_GCM_16_256 DPD=passive}`` (ipsec_doi.c's
+    jam_child_sa_details)."""
     esp = "ESPinUDP" if keys.encap else "ESP"
     esn = "/ESN" if keys.esn else ""
+    pfs = f"-{keys.pfs_group}" if keys.pfs_group else ""
+    # NATD: the peer's address and port as seen through the NAT
+    natd = f" NATD={keys.remote[0]}:{keys.remote[1]}" if keys.encap else ""
     return (f"{{{esp}{esn}=>0x{keys.spi_out:08x} <0x{keys.spi_in:08x} "
-            f"xfrm={keys.algorithms} DPD={child.policy.dpd}}}")
+            f"xfrm={keys.algorithms}{pfs}{natd} DPD={child.policy.dpd}}}")
 
 
 def established_line(child: ChildSa, keys: ChildSaKeys, rekeyed: int = 0) -> str:

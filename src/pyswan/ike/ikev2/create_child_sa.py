@@ -60,8 +60,16 @@ def process_request(eng: Engine, sa: IkeSa, inb: Inbound, now: float) -> None:
     if sa.deleting:
         _refuse(eng, sa, inb, NotifyType.TEMPORARY_FAILURE, "the IKE SA is being deleted")
         return
+    running = sa.outstanding.on_response if sa.outstanding is not None else ""
     if any(prop.protocol == ProtocolId.IKE for prop in sa_p.proposals) and tsi is None:
+        if running in ("create_child", "delete_child"):  # RFC 7296 2.25.1
+            _refuse(eng, sa, inb, NotifyType.TEMPORARY_FAILURE,
+                    "a Child SA exchange of this IKE SA is under way")
+            return
         _rekey_ike(eng, sa, inb, sa_p, nonce.data, ke, now)
+        return
+    if running == "rekey_ike":  # RFC 7296 2.25.2 (and its Child SAs are about to move)
+        _refuse(eng, sa, inb, NotifyType.TEMPORARY_FAILURE, "the IKE SA is being rekeyed")
         return
     if tsi is None or tsr is None:
         _refuse(eng, sa, inb, NotifyType.INVALID_SYNTAX, "Child SA request without TSi/TSr")
@@ -89,7 +97,13 @@ def _child(eng: Engine, sa: IkeSa, inb: Inbound, sa_p: SA, ni: bytes, ke: KE | N
             _refuse(eng, sa, inb, NotifyType.CHILD_SA_NOT_FOUND,
                     f"rekey of unknown Child SA with SPI {rekey.spi.hex()}")
             return
+        if _replaced_or_deleting(eng, sa, old):  # RFC 7296 2.25.1
+            _refuse(eng, sa, inb, NotifyType.TEMPORARY_FAILURE,
+                    f"Child SA #{old.serial} is already rekeyed or being deleted")
+            return
         policy = old.policy
+    else:
+        policy = C.policy_for_ts(eng, sa, T.selectors(tsi.selectors), T.selectors(tsr.selectors))
     sn = C.esn_options(policy)
     try:
         if ke is not None:
@@ -144,13 +158,29 @@ def _child(eng: Engine, sa: IkeSa, inb: Inbound, sa_p: SA, ni: bytes, ke: KE | N
         child.replaces = old.serial
         ours = eng.children.get(old.successor) if old.successor else None
         if ours is not None and ours.ccsa and not ours.established:
-            old.collision = child.serial  # both ends rekey it: RFC 7296 2.8.1 decides
+            # both ends rekey it: RFC 7296 2.8.1 decides once ours is done (noted on ours,
+            # as the peer may delete the old one before our response comes in)
+            ours.collision = child.serial
         else:
             old.successor = child.serial
     child.keys = C.make_keys(sa, child, chosen, ni, nr, shared)
     sa.awaiting_install = (child, inb.message_id, _XCHG, [], [Nonce(nr), *ke_out],
                            old.serial if old is not None else 0)
     eng.emit(InstallChild(child.serial, sa.serial, child.keys))
+
+
+def _replaced_or_deleting(eng: Engine, sa: IkeSa, old: ChildSa) -> bool:
+    """A peer's rekey of ``old`` comes too soon or too late: it is the peer's side of a
+    rekey collision our response has yet to settle (the nonces must be compared while it
+    is there), a rekey of it has completed (it waits for its delete), it lost a collision
+    (our delete of it is queued), or our delete of it is the exchange under way."""
+    new = eng.children.get(old.successor) if old.successor else None
+    if new is not None and new.established or old.collision and old.installed:
+        return True
+    if any(c.collision == old.serial and not c.installed for c in sa.children.values()):
+        return True
+    o = sa.outstanding
+    return o is not None and o.on_response == "delete_child" and o.context == old.serial
 
 
 def _rekey_ike(eng: Engine, sa: IkeSa, inb: Inbound, sa_p: SA, ni: bytes, ke: KE | None,
@@ -183,6 +213,7 @@ def _rekey_ike(eng: Engine, sa: IkeSa, inb: Inbound, sa_p: SA, ni: bytes, ke: KE
     new.ni, new.nr, new.chosen, new.ke_group = ni, nr, chosen, chosen.ke
     new.peer_id, new.established = sa.peer_id, True
     new.nat_local, new.nat_remote = sa.nat_local, sa.nat_remote
+    new.fragmentation = sa.fragmentation  # agreed in IKE_SA_INIT; a rekey keeps it
     suite = SkCrypto(chosen.encr, chosen.key_bits, None if chosen.aead else chosen.integ)
     keys = kdf.derive_rekey_ike_keys(sa.prf, sa.sk_d, chosen.prf, suite.encr_key_bytes,
                                      suite.integ_key_bytes, shared, ni, nr, new.spi_i,
@@ -202,11 +233,9 @@ def _rekey_ike(eng: Engine, sa: IkeSa, inb: Inbound, sa_p: SA, ni: bytes, ke: KE
     ours = eng.ike_sas.get(sa.successor) if sa.successor else None
     if ours is not None and ours.rekey_of == sa.serial:
         sa.collision = new.serial  # both ends rekey it: RFC 7296 2.8.1 decides
-    for child in list(sa.children.values()):  # the Child SAs now belong to the new IKE SA
-        child.ike = new
-        new.children[child.serial] = child
-        eng.emit(ParentChanged(child.serial, new.serial))
-    sa.children.clear()
+    else:
+        sa.successor = new.serial  # rekeyed: it only waits for the peer's delete now
+    _move_children(eng, sa, new, now)  # the Child SAs now belong to the new IKE SA
     sa.first_child = None
     from .ike_auth import schedule_lifetime
     from .ike_sa_init import newest, secured
@@ -215,6 +244,8 @@ def _rekey_ike(eng: Engine, sa: IkeSa, inb: Inbound, sa_p: SA, ni: bytes, ke: KE
     eng.emit(IkeEstablished(new.serial, sa.peer_id.text if sa.peer_id else "",  # type: ignore[union-attr]
                             newest(chosen), policy.ike_lifetime))
     schedule_lifetime(eng, new, policy.ike_lifetime, now)
+    if policy.dpd_delay > 0:  # dpddelay= probes go on with the new SA (the old one stops)
+        eng.arm(new, "LIVENESS", now + policy.dpd_delay)
     for event in ("REKEY", "REPLACE", "EXPIRE", "LIVENESS"):
         eng.arm(sa, event, None)  # the old SA waits for the initiator's delete
     eng.arm(sa, "EXPIRE", now + max(policy.retransmit_timeout, 30.0))
@@ -281,6 +312,8 @@ def initiate_child(eng: Engine, sa: IkeSa, policy, now: float,
     sa.children[child.serial] = child
     eng.emit(SaCreated(child.serial, "child", sa.serial, policy, INITIATOR, sa.local,
                        sa.remote, child.state))
+    if replacing is None:
+        eng.log(child.serial, f"initiating Child SA using IKE SA #{sa.serial}")
     sa_payload, group = _child_proposals(eng, sa, policy, child.spi_in)
     inner: list[Payload] = []
     if replacing is not None:
@@ -305,7 +338,8 @@ def initiate_child(eng: Engine, sa: IkeSa, policy, now: float,
         eng.log(child.serial, "sent CREATE_CHILD_SA request to rekey IPsec SA")
     else:
         eng.log(child.serial, f"sent CREATE_CHILD_SA request to create Child SA using IKE SA "
-                              f"#{sa.serial} {{ESP <0x{child.spi_in:08x}}}")
+                              f"#{sa.serial} {{{C.esp_name(sa, policy)} <0x{child.spi_in:08x}}} "
+                              f"{T.describe_pairs(local_ts, remote_ts)}")
     return child
 
 
@@ -327,6 +361,7 @@ def initiate_rekey_ike(eng: Engine, sa: IkeSa, now: float, initiated: bool = Fal
     new.ke_group = sa.ke_group
     new.ke = eng.key_exchange(sa.ke_group)
     new.nat_local, new.nat_remote = sa.nat_local, sa.nat_remote
+    new.fragmentation = sa.fragmentation  # agreed in IKE_SA_INIT; a rekey keeps it
     sa.successor = new.serial
     eng.ike_sas[new.serial] = new  # found by serial (timers, status); by SPI once up
     eng.emit(SaCreated(new.serial, "ike", 0, policy, INITIATOR, new.local, new.remote,
@@ -372,11 +407,22 @@ def _error(inb: Inbound) -> Notify | None:
     return next((p for p in inb.payloads if type(p) is Notify and p.is_error), None)
 
 
-def _child_failed(eng: Engine, child: ChildSa, why: str, now: float) -> None:
+def _child_failed(eng: Engine, child: ChildSa, why: str, now: float,
+                  retry: bool = False) -> None:
     eng.log(child.serial, why)
     old = eng.children.get(child.replaces) if child.replaces else None
-    if old is not None and old.successor == child.serial:
+    theirs = eng.children.get(child.collision) if child.collision else None
+    if old is not None and old.successor == child.serial and theirs is not None:
+        old.successor = theirs.serial  # the peer's rekey of it went through instead
+    elif old is not None and old.successor == child.serial:
         old.successor = 0  # the old one may try again (its REPLACE still stands)
+        ike = old.ike
+        if retry and old.established and ike.established and not ike.dying \
+                and not ike.deleting:
+            # a collision (RFC 7296 2.25): rekey again a little later; the jitter keeps
+            # it from meeting the peer's retry of whatever collided with it
+            base = max(1.0, min(10.0, old.policy.retransmit_timeout / 6))
+            eng.arm(old, "REKEY", now + base * (1 + eng.rand(1)[0] / 255))
     if child.initiated:
         eng.emit(_done(child.serial, False))
     eng.teardown_child(child, "failed")
@@ -390,7 +436,11 @@ def _done(serial: int, ok: bool):
 
 def _child_response(eng: Engine, sa: IkeSa, inb: Inbound, now: float, child: ChildSa) -> None:
     if eng.children.get(child.serial) is not child:
-        # deleted while the exchange ran: the peer's new Child SA must go too
+        # deleted while the exchange ran: the peer's new Child SA must go too, and the one
+        # it was to replace may rekey again
+        old = eng.children.get(child.replaces) if child.replaces else None
+        if old is not None and old.successor == child.serial:
+            old.successor = 0
         sa_p = next((p for p in inb.payloads if type(p) is SA), None)
         if sa_p is not None and sa_p.proposals and len(sa_p.proposals[0].spi) == 4:
             from . import informational
@@ -402,7 +452,8 @@ def _child_response(eng: Engine, sa: IkeSa, inb: Inbound, now: float, child: Chi
     err = _error(inb)
     if err is not None:
         _child_failed(eng, child, f"CREATE_CHILD_SA failed with error notification "
-                                  f"{nname(err.type)}", now)
+                                  f"{nname(err.type)}", now,
+                      retry=err.type == NotifyType.TEMPORARY_FAILURE)
         return
     nonce = next((p for p in inb.payloads if type(p) is Nonce), None)
     ke = next((p for p in inb.payloads if type(p) is KE), None)
@@ -459,19 +510,22 @@ def child_installed(eng: Engine, child: ChildSa, error: str | None, now: float) 
         child.initiated = False
         eng.emit(_done(child.serial, True))
     old = eng.children.get(child.replaces) if child.replaces else None
-    theirs = eng.children.get(old.collision) if old is not None and old.collision else None
-    if old is not None and theirs is not None:
+    theirs = eng.children.get(child.collision) if child.collision else None  # peer's rekey
+    child.collision = 0
+    if theirs is not None:
         # simultaneous rekey (RFC 7296 2.8.1): the exchange with the lowest nonce made the
         # redundant SA; whoever initiated that exchange deletes it, the other end the old
-        old.collision = 0
         if min(child.ni, child.nr) < min(theirs.ni, theirs.nr):
-            eng.log(child.serial, f"simultaneous rekey of Child SA #{old.serial}: this "
+            eng.log(child.serial, f"simultaneous rekey of Child SA #{child.replaces}: this "
                                   "exchange has the lowest nonce; deleting its Child SA")
-            old.successor = theirs.serial
+            if old is not None:
+                old.successor = theirs.serial
             child.replaces = 0
+            child.collision = theirs.serial  # lost to it: our delete of it is under way
             informational.request_child_delete(eng, child, now)
             return
-        old.successor = child.serial
+        if old is not None:
+            old.successor = child.serial
     if old is not None and old.ike is sa and not sa.dying:
         eng.log(old.serial, f"deleting {'established' if old.established else 'larval'} "
                             f"Child SA using IKE SA #{sa.serial}")
@@ -530,6 +584,14 @@ def _rekey_ike_response(eng: Engine, sa: IkeSa, inb: Inbound, now: float, new: I
     new.unseal = suite.bind(keys.sk_er, keys.sk_ar or None)
     theirs = eng.ike_sas.get(sa.collision) if sa.collision else None
     sa.collision = 0
+    if sa.deleting:
+        # deleted (--down) while we rekeyed it: the peer has the new IKE SA, the Child SAs
+        # moved to it, so it goes too (our delete of the old one is next in the queue)
+        eng.register(new)
+        eng._delete_ike(new, now, notify=True, wait=True)
+        if theirs is not None and not theirs.dying:  # and so does the peer's rekey of it
+            eng._delete_ike(theirs, now, notify=True, wait=True)
+        return
     _promote(eng, sa, new, now, f"initiator rekeyed IKE SA #{sa.serial}")
     new.rekey_of = 0
     new.predecessor = 0
@@ -541,34 +603,87 @@ def _rekey_ike_response(eng: Engine, sa: IkeSa, inb: Inbound, now: float, new: I
         if min(new.ni, new.nr) < min(theirs.ni, theirs.nr):
             eng.log(new.serial, f"simultaneous rekey of IKE SA #{sa.serial}: this exchange "
                                 "has the lowest nonce; deleting its IKE SA")
-            for child in list(new.children.values()):
-                child.ike = theirs
-                theirs.children[child.serial] = child
-                eng.emit(ParentChanged(child.serial, theirs.serial))
-            new.children.clear()
+            _move_children(eng, new, theirs, now)
             eng._delete_ike(new, now, notify=True, wait=True)
+            sa.successor = theirs.serial  # the old one waits for the peer's delete
             return
-        for child in list(theirs.children.values()):
-            child.ike = new
-            new.children[child.serial] = child
-            eng.emit(ParentChanged(child.serial, new.serial))
-        theirs.children.clear()
+        _move_children(eng, theirs, new, now)
+        # the redundant IKE SA is the peer's to delete; should that never come (the peer
+        # lost our response with the old IKE SA), it expires (strongSwan does the same)
+        for event in ("REKEY", "REPLACE", "LIVENESS"):
+            eng.arm(theirs, event, None)
+        eng.arm(theirs, "EXPIRE", now + max(sa.policy.retransmit_timeout, 30.0))
     # the old IKE SA goes (telling the peer, waiting for its answer)
     eng._delete_ike(sa, now, notify=True, wait=True)
 
 
+def abandon_child_exchange(eng: Engine, sa: IkeSa, now: float, queued_only: bool = False
+                           ) -> None:
+    """``sa`` goes while CREATE_CHILD_SA exchanges of ours for new Child SAs run or wait on
+    it (``queued_only``: only those waiting): those Child SAs fail now (one moved to the
+    IKE SA that rekeyed ``sa`` would stay larval, the Child SA it rekeys would never rekey
+    again, and whoever waits for it would wait for ever)."""
+    o = sa.outstanding
+    current = o.context if o is not None and o.on_response == "create_child" else None
+    doomed = [c for c in sa.children.values() if c.ccsa and c.keys is None
+              and c is not current]
+    if current is not None and not current.installed and not queued_only:
+        doomed.append(current)
+    for child in doomed:
+        if eng.children.get(child.serial) is child:
+            _child_failed(eng, child, f"IKE SA #{sa.serial} is going away; abandoning its "
+                                      "CREATE_CHILD_SA exchange", now, retry=True)
+
+
+def _move_children(eng: Engine, frm: IkeSa, to: IkeSa, now: float) -> None:
+    """The Child SAs of ``frm`` now belong to ``to``.  One of ours not negotiated yet
+    cannot follow: its request waits in ``frm``'s queue (one in flight holds the IKE SA
+    rekey off, RFC 7296 2.25.1), which goes with ``frm``; it is given up, and a rekey is
+    tried again soon on ``to``."""
+    for child in list(frm.children.values()):
+        if child.ccsa and child.keys is None:
+            _child_failed(eng, child, f"IKE SA #{frm.serial} was rekeyed before the "
+                                      "CREATE_CHILD_SA request went out; abandoning it",
+                          now, retry=True)
+            continue
+        child.ike = to
+        to.children[child.serial] = child
+        eng.emit(ParentChanged(child.serial, to.serial))
+        new = eng.children.get(child.successor) if child.successor else None
+        if child.installed and (child.collision or new is not None and new.ccsa
+                                and new.installed):
+            # our rekey of it is done (or it lost a collision) and its delete may be
+            # queued on ``frm`` only: ask again on ``to`` (a duplicate finds nothing)
+            from . import informational
+
+            informational.request_child_delete(eng, child, now, quiet=True)
+    frm.children.clear()
+
+
+def redundant_ike_deleted(eng: Engine, sa: IkeSa, now: float) -> None:
+    """The peer deletes ``sa``, the IKE SA its rekey made while our rekey of the same IKE
+    SA runs: it lost the collision (RFC 7296 2.8.1).  The Child SAs go back to the old
+    IKE SA, for our rekey to take over when its response comes."""
+    old = next((o for o in eng.ike_sas.values() if o.collision == sa.serial), None)
+    if old is None or old.dying:
+        return
+    old.collision = 0
+    _move_children(eng, sa, old, now)
+    o = old.outstanding
+    if o is not None and "EXPIRE" in old.timers:
+        # answering the peer's rekey set the old SA to expire; ours may take its timeout
+        grace = max(old.policy.retransmit_timeout, 30.0)
+        eng.arm(old, "EXPIRE", max(old.timers["EXPIRE"], o.start + o.timeout + grace))
+
+
 def _promote(eng: Engine, old: IkeSa, new: IkeSa, now: float, what: str) -> None:
-    """The new IKE SA is up: it takes over the Child SAs (and queued requests)."""
+    """The new IKE SA is up: it takes over the Child SAs."""
     from .ike_auth import schedule_lifetime
     from .ike_sa_init import newest, secured
 
     eng.register(new)
     eng.set_state(new, S.ESTABLISHED_IKE_SA)
-    for child in list(old.children.values()):
-        child.ike = new
-        new.children[child.serial] = child
-        eng.emit(ParentChanged(child.serial, new.serial))
-    old.children.clear()
+    _move_children(eng, old, new, now)
     old.first_child = None
     eng.log(new.serial, f"{what} {secured(new.chosen)}")  # type: ignore[arg-type]
     eng.emit(IkeEstablished(new.serial, old.peer_id.text if old.peer_id else "",

@@ -25,7 +25,16 @@ from struct import Struct
 from typing import Any
 
 from .. import dh
-from ..codec import SK, Delete, IkeDecodeError, Message, Payload, decode_message
+from ..codec import (
+    SK,
+    SKF,
+    Delete,
+    IkeDecodeError,
+    Message,
+    Payload,
+    decode_message,
+    decode_payloads,
+)
 from ..constants import ExchangeType, NotifyType, PayloadType, ProtocolId, notify_name
 from . import states as S
 from .actions import (
@@ -42,6 +51,7 @@ from .actions import (
     SetTimer,
     StateChanged,
 )
+from .cookie import CookieSecrets, LogLimiter, cookies_required
 from .message import ZERO_SPI, build_sk, endpoint_text, open_sk, seconds_text
 from .policy import Credentials, Endpoint, NoCredentials, Policy, PolicyIndex
 from .sa import INITIATOR, ChildSa, IkeSa, Outstanding
@@ -85,6 +95,16 @@ class EngineConfig:
     halfopen_timeout: float = 200.0  # EXCHANGE_TIMEOUT_DELAY: responder's DISCARD
     require_cookies: bool = False  # answer IKE_SA_INIT with N(COOKIE) first (DDoS mode)
     cookie_secret: bytes = b""
+    # DDoS protection (cookie.py): ddos-mode=, ddos-ike-threshold=, max-halfopen-ike=
+    ddos_mode: str = "auto"
+    ddos_ike_threshold: int = 25000
+    max_halfopen_ike: int = 50000
+    # RFC 5685 (redirect.py): global-redirect=yes|no|auto, global-redirect-to= (as text),
+    # and the per-connection settings looked up for a policy (None: nothing accepted/sent)
+    global_redirect: str = "no"
+    global_redirect_to: str = ""
+    redirect_settings: Callable[[Any], Any] | None = None
+    impair_ddos_cookie: int = 0  # --impair ddos-cookie: 1 add a bogus one, 2 mangle ours
 
 
 @dataclass(slots=True)
@@ -107,8 +127,12 @@ class Engine:
                  rng: Callable[[int], bytes] | None = None,
                  serials: Callable[[], int] | None = None,
                  key_exchange: Callable[[Any], Any] | None = None,
-                 config: EngineConfig | None = None) -> None:
+                 config: EngineConfig | None = None,
+                 spi_source: Callable[[Any], int | None] | None = None) -> None:
         self.policies = policies if policies is not None else PolicyIndex()
+        # inbound Child SA SPIs reserved ahead with the kernel (pluto's SPI pool); asked with
+        # the local address, it answers None when it has none ready
+        self.spi_source = spi_source
         self.credentials: Credentials = credentials or NoCredentials()
         self.rand: Callable[[int], bytes] = rng or BufferedRandom()
         self.next_serial: Callable[[], int] = serials or itertools.count(1).__next__
@@ -116,6 +140,12 @@ class Engine:
         self.config = config or EngineConfig()
         if not self.config.cookie_secret:
             self.config.cookie_secret = self.rand(32)
+        self.cookies = CookieSecrets(self.rand)
+        self.cookies.seed(self.config.cookie_secret)
+        self.halfopen = 0  # IKE SAs in a half-open state (Libreswan's total_halfopen_ike())
+        self.unsecured_log = LogLimiter()  # lines about unauthenticated packets
+        self.counters: dict[str, int] = {}  # --globalstatus counters kept by the engine
+        self.redirects: dict[int, Any] = {}  # id(policy.handle) -> redirect.Attempt
         self.ike_sas: dict[int, IkeSa] = {}
         self.children: dict[int, ChildSa] = {}
         self._by_spi: dict[bytes, IkeSa] = {}  # our IKE SPI -> SA
@@ -283,6 +313,46 @@ class Engine:
             old.successor = 0
             self._delete_ike(old, now, notify=True, wait=False)
 
+    def redirect(self, serial: int, to: str, now: float) -> list[Action]:
+        """Active redirect (``whack --name C --redirect-to GW``, RFC 5685 5): an
+        INFORMATIONAL request with N(REDIRECT) tells the peer of the established IKE SA
+        ``serial`` to go to gateway ``to``."""
+        out = self._out = []
+        sa = self.ike_sas.get(serial)
+        if sa is not None:
+            from . import redirect  # noqa: PLC0415 - redirect imports the exchanges
+
+            redirect.request_informational(self, sa, to, now)
+        self._out = []
+        return out
+
+    def cookies_required(self) -> bool:
+        """Answer IKE_SA_INIT with N(COOKIE) first (Libreswan's require_ddos_cookies())."""
+        cfg = self.config
+        return cfg.require_cookies or cookies_required(cfg.ddos_mode, self.halfopen,
+                                                       cfg.ddos_ike_threshold)
+
+    def count(self, key: str) -> None:
+        self.counters[key] = self.counters.get(key, 0) + 1
+
+    def note_unsecured(self, text: str, now: float) -> list[Action]:
+        """Entry point: log a line about an unauthenticated packet the caller dropped,
+        under the same rate limit as the engine's own."""
+        out = self._out = []
+        self.limited_log(text, now)
+        self._out = []
+        return out
+
+    def limited_log(self, text: str, now: float) -> None:
+        """A line about an unauthenticated packet, rate limited (debug once over)."""
+        ok, notes = self.unsecured_log.admit(now)
+        for note in notes:
+            self.log(0, note)
+        if ok:
+            self.log(0, text)
+        else:
+            self.debug(0, text)
+
     def sa(self, serial: int) -> IkeSa | ChildSa | None:
         return self.ike_sas.get(serial) or self.children.get(serial)
 
@@ -298,6 +368,9 @@ class Engine:
         self._out.append(Log(serial, text, RC_DEBUG))
 
     def set_state(self, sa: IkeSa | ChildSa, state: S.StateInfo) -> None:
+        if state.ike and self.ike_sas.get(sa.serial) is sa:  # keep the half-open count
+            self.halfopen += ((state.category == S.HALF_OPEN)
+                              - (sa.state.category == S.HALF_OPEN))
         sa.state = state
         self._out.append(StateChanged(sa.serial, state))
 
@@ -309,8 +382,14 @@ class Engine:
         sa.timers[event] = at
         self._out.append(SetTimer(sa.serial, event, at))
 
-    def send(self, sa: IkeSa, data: bytes) -> None:
-        self._out.append(Send(sa.serial, data, sa.local, sa.remote))
+    def send(self, sa: IkeSa, data: bytes | tuple[bytes, ...]) -> None:
+        """Send a message, or all of its fragments (RFC 7383) in order."""
+        if type(data) is bytes:
+            self._out.append(Send(sa.serial, data, sa.local, sa.remote))
+            return
+        for frag in data:
+            self._out.append(Send(sa.serial, frag, sa.local, sa.remote))
+        self.debug(sa.serial, f"sent {len(data)} messages")
 
     def switch_policy(self, sa: IkeSa, policy: Policy) -> None:
         """Move the SA to a better fitting connection (responder, IKE_AUTH)."""
@@ -325,6 +404,8 @@ class Engine:
 
     def register(self, sa: IkeSa) -> None:
         self._current = sa
+        if self.ike_sas.get(sa.serial) is not sa and sa.state.category == S.HALF_OPEN:
+            self.halfopen += 1
         self.ike_sas[sa.serial] = sa
         self._by_spi[sa.our_spi] = sa
 
@@ -337,8 +418,16 @@ class Engine:
     def child_spi(self) -> int:
         """A fresh inbound ESP SPI in pluto's range (0x1000-0xffffffff), unique among ours.
 
-        The kernel's ALLOCSPI is not used: the engine must not wait on the kernel here; a
-        clash with an SA someone else installed is caught when the SA is added."""
+        The engine must not wait on the kernel here, so the kernel's ALLOCSPI is reached only
+        through ``spi_source`` (SPIs reserved ahead of time); without one, or when it has none
+        ready, the SPI is random and a clash is caught when the SA is added."""
+        source = self.spi_source
+        if source is not None:
+            sa = self._current
+            spi = source(sa.local[0] if sa is not None else None)
+            if spi is not None and spi >= 0x1000 and spi not in self._child_spis:
+                self._child_spis.add(spi)
+                return spi
         while True:
             spi = int.from_bytes(self.rand(4), "big")
             if spi >= 0x1000 and spi not in self._child_spis:
@@ -358,7 +447,7 @@ class Engine:
             return
         msgid = sa.next_request_id
         sa.next_request_id += 1
-        data = build(msgid)
+        data = fragment.outgoing(self, sa, build(msgid))
         policy = sa.policy
         sa.outstanding = Outstanding(msgid, exchange, data, on_response, now,
                                      policy.retransmit_interval, policy.retransmit_interval,
@@ -387,9 +476,10 @@ class Engine:
         self.arm(sa, RETRANSMIT, o.next_at)
 
     def send_response(self, sa: IkeSa, message_id: int, data: bytes) -> None:
-        sa.last_response = (message_id, data)
+        wire = fragment.outgoing(self, sa, data)
+        sa.last_response = (message_id, wire)
         sa.expected_request_id = message_id + 1
-        self.send(sa, data)
+        self.send(sa, wire)
 
     def respond_error(self, sa: IkeSa, inb: Inbound, kind: int, data: bytes = b"") -> None:
         """An SK-protected response carrying just one error notification."""
@@ -432,6 +522,7 @@ class Engine:
             self.arm(sa, event, None)
         sa.outstanding = None
         sa.pending.clear()
+        sa.incoming_fragments = None
         sa.dying = True
         if sa.successor:  # a CREATE_CHILD_SA rekey of this SA still running goes with it
             succ = self.ike_sas.get(sa.successor)
@@ -443,7 +534,8 @@ class Engine:
             key = (sa.spi_i, sa.remote)
             if self._halfopen.get(key) is sa:
                 del self._halfopen[key]
-        self.ike_sas.pop(sa.serial, None)
+        if self.ike_sas.pop(sa.serial, None) is sa and sa.state.category == S.HALF_OPEN:
+            self.halfopen -= 1
         if sa.predecessor:  # a failed replacement: the old SA may try again later
             old = self.ike_sas.get(sa.predecessor)
             if old is not None and old.successor == sa.serial:
@@ -562,7 +654,7 @@ class Engine:
             self.debug(0, f"packet from {endpoint_text(remote)}: dropping runt of "
                           f"{len(data)} bytes")
             return
-        spi_i, spi_r, _np, version, exchange, flags, msgid, length = _HEADER.unpack_from(data)
+        spi_i, spi_r, np, version, exchange, flags, msgid, length = _HEADER.unpack_from(data)
         if version >> 4 != 2 or length != len(data):
             self.debug(0, f"packet from {endpoint_text(remote)}: dropping message with "
                           f"version {version:#04x} length {length} (received {len(data)})")
@@ -596,7 +688,11 @@ class Engine:
         else:
             if msgid != sa.expected_request_id:
                 last = sa.last_response
-                if last is not None and msgid == last[0]:
+                if last is not None and msgid == last[0] and np == PayloadType.SKF:
+                    # RFC 7383 2.6.1: only fragment 1 brings the response back
+                    if fragment.duplicate_request(self, sa, data, _xname(exchange), msgid):
+                        self.send(sa, last[1])
+                elif last is not None and msgid == last[0]:
                     self.debug(sa.serial, f"retransmitting response for duplicate request "
                                           f"with Message ID {msgid}")
                     self.send(sa, last[1])
@@ -619,12 +715,23 @@ class Engine:
             if sa.unseal is None:
                 self.debug(sa.serial, "dropping encrypted message: no keys yet")
                 return
-            if len(msg.payloads) != 1 or type(msg.payloads[0]) is not SK:
+            encrypted = type(msg.payloads[0]) if len(msg.payloads) == 1 else None
+            if encrypted is SKF:
+                whole = fragment.collect(self, sa, data, msg, response)
+                if whole is None:  # dropped, or more fragments to come
+                    return
+                first_inner, plain, data, msg = whole
+            elif encrypted is not SK:
                 self.log(sa.serial, f"dropping {_xname(exchange)} message from "
                                     f"{endpoint_text(remote)}: expecting just an SK payload")
                 return
             try:
-                payloads = open_sk(sa, data, msg)
+                if encrypted is SK:
+                    payloads = open_sk(sa, data, msg)
+                    if sa.incoming_fragments:  # a whole copy replaces fragments of it
+                        fragment.forget(sa, response)
+                else:
+                    payloads = decode_payloads(first_inner, plain)
             except IkeDecodeError as e:
                 if response:
                     self.log(sa.serial, f"dropping {_xname(exchange)} response: {e}")
@@ -680,6 +787,7 @@ class Engine:
 
 from . import (  # noqa: E402 - they import us for typing
     create_child_sa,
+    fragment,
     ike_auth,
     ike_sa_init,
     informational,

@@ -11,13 +11,16 @@ deletes the IKE SA.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..codec import AUTH, CERT, CERTREQ, GenericPayload, IDi, IDr, Notify, Payload
 from ..constants import ExchangeType, IdType, NotifyType, PayloadType
 from . import child as C
-from . import informational
+from . import cp as CP_
+from . import informational, redirect
 from . import states as S
+from . import ts as T
 from .actions import (
     RC_FATAL,
     ChildEstablished,
@@ -67,6 +70,8 @@ def initiate(eng: Engine, sa: IkeSa, now: float) -> None:
     if policy.initial_contact:
         inner.append(notify(NotifyType.INITIAL_CONTACT))
     inner.append(C.sa_payload(policy, child.spi_in))
+    if policy.cp_request:
+        inner.append(CP_.request(child.local_ts))
     inner.extend(C.ts_payloads(child.local_ts, child.remote_ts, initiator=True))
     if policy.mode == "transport":
         inner.append(notify(NotifyType.USE_TRANSPORT_MODE))
@@ -78,7 +83,8 @@ def initiate(eng: Engine, sa: IkeSa, now: float) -> None:
     eng.set_state(sa, S.IKE_AUTH_I)
     eng.log(sa.serial, f"sent IKE_AUTH request to {endpoint_text(sa.remote)} with {ours.text} "
                        f"and {policy.local_id.type_name} '{policy.local_id}'; Child SA "
-                       f"#{child.serial} {{ESP <0x{child.spi_in:08x}}}")
+                       f"#{child.serial} {{{C.esp_name(sa, policy)} <0x{child.spi_in:08x}}} "
+                       f"{T.describe_pairs(child.local_ts, child.remote_ts)}")
 
 
 def process_response(eng: Engine, sa: IkeSa, inb: Inbound, now: float,
@@ -110,6 +116,8 @@ def process_response(eng: Engine, sa: IkeSa, inb: Inbound, now: float,
                          rc=RC_FATAL)
         return
     _established(eng, sa, peer, how, now)
+    if redirect.process_auth_response(eng, sa, inb, now):
+        return  # RFC 5685 6: the gateway sent us elsewhere; this IKE SA goes
     child = sa.first_child
     if child is None:
         eng.finish_initiate(sa, True)
@@ -124,6 +132,10 @@ def process_response(eng: Engine, sa: IkeSa, inb: Inbound, now: float,
             eng.finish_initiate(sa, False)
             eng.retire_predecessor(sa, now)
             return
+    if policy.cp_client and not CP_.process_reply(eng, child, inb.payloads):
+        eng.log(sa.serial, "IKE SA established but initiator rejected Child SA response")
+        _reject_child(eng, sa, child, now)
+        return
     result = C.check_response(eng, sa, child, inb.payloads)
     if isinstance(result, str):
         eng.log(sa.serial, result)
@@ -216,23 +228,48 @@ def process_request(eng: Engine, sa: IkeSa, inb: Inbound, now: float) -> None:
             eng.log(sa.serial, line)
         _auth_failed(eng, sa, inb, str(e))
         return
+    # a road warrior: its SAs belong to an instance for this peer, with its ID filled in
+    inst = eng.policies.instantiate(sa.policy, sa.remote[0], peer)
+    if inst is not sa.policy:
+        eng.switch_policy(sa, inst)
     _established(eng, sa, peer, how, now)
+    if sa.policy.uniqueids:
+        wipe_old(eng, sa, now)
+        if NotifyType.INITIAL_CONTACT in notifies_of(inb.payloads):
+            _initial_contact(eng, sa)
     policy = sa.policy
     head: list[Payload] = [IDr(policy.local_id.id_type, policy.local_id.data)]
     head.extend(CERT(4, der) for der in mine.certs)
     head.append(mine.auth)
+    moved = redirect.auth_redirect(eng, sa)
+    if moved is not None:  # send-redirect=: N(REDIRECT) instead of a Child SA
+        eng.debug(sa.serial, "skipping child; redirect response")
+        _respond(eng, sa, inb.message_id, [moved, *head])
+        return
     present = {p.payload_type for p in inb.payloads}
     if not {33, 44, 45} <= present:  # SA, TSi, TSr: no Child SA asked for
         _respond(eng, sa, inb.message_id, head)
         return
-    result = C.choose(eng, sa, inb.payloads)
+    payloads = inb.payloads
+    reply: list[Payload] = []
+    leasing = CP_.lease_for_request(eng, sa, payloads) if policy.cp_server else None
+    if isinstance(leasing, tuple):  # the lease, not the peer's TSi, is its end of the Child SA
+        cp_reply, payloads, leased = leasing
+        reply.append(cp_reply)
+        sa.policy = replace(policy, remote_ts=leased, cache={})  # still the same connection
+    result = leasing if isinstance(leasing, int) else C.choose(eng, sa, payloads)
     if isinstance(result, int):
         eng.log(sa.serial, f"responding to IKE_AUTH message (ID {inb.message_id}) from "
                            f"{endpoint_text(sa.remote)} with encrypted notification "
                            f"{nname(result)}")
         _respond(eng, sa, inb.message_id, [*head, notify(result)])
         return
+    head.extend(reply)  # CP(CFG_REPLY) goes before the SA payload
     policy, chosen, local_ts, remote_ts, mode = result
+    if policy.is_template:  # the selectors moved it to another road-warrior template
+        policy = eng.policies.instantiate(policy, sa.remote[0], peer)
+        if policy is not sa.policy:
+            eng.switch_policy(sa, policy)
     child = ChildSa(eng.next_serial(), sa, policy, RESPONDER, S.NEW_CHILD_R0,
                     local_ts=local_ts, remote_ts=remote_ts, mode=mode, chosen=chosen)
     child.spi_in = eng.child_spi()
@@ -245,6 +282,52 @@ def process_request(eng: Engine, sa: IkeSa, inb: Inbound, now: float) -> None:
     child.keys = C.make_keys(sa, child, chosen)
     sa.awaiting_install = (child, inb.message_id, ExchangeType.IKE_AUTH, head, [], 0)
     eng.emit(InstallChild(child.serial, sa.serial, child.keys))
+
+
+def wipe_old(eng: Engine, sa: IkeSa, now: float) -> None:
+    """uniqueids=yes: the new IKE SA replaces the SAs of older instances of the same
+    connection with the same IDs (Libreswan's wipe_old_connections(); a new SA of the
+    very same connection leaves the old one alone, as there)."""
+    policy = sa.policy
+    if policy.remote_id is None or policy.is_template:
+        return
+    new_null = policy.remote_auth == "null"
+    doomed: set[int] = set()
+    for other in list(eng.ike_sas.values()):
+        op = other.policy
+        if (other is sa or other.dying or op.handle is policy.handle or op.name != policy.name
+                or op.is_template or op.remote_id is None
+                or op.remote_id.key != policy.remote_id.key
+                or op.local_id.key != policy.local_id.key):
+            continue
+        old_null = op.remote_auth == "null"
+        if new_null and not old_null:
+            eng.log(sa.serial, "cannot replace old authenticated connection with authnull "
+                               "connection")
+            continue
+        if new_null and old_null and op.remote_addr != policy.remote_addr:
+            eng.log(sa.serial, "NULL auth ID for different IP's cannot replace each other")
+            continue
+        doomed.add(other.serial)
+    for serial in sorted(doomed):
+        other = eng.ike_sas.get(serial)
+        if other is not None and not other.dying:
+            eng.debug(sa.serial, f"unorienting old connection with same IDs: #{serial}")
+            eng._delete_ike(other, now, notify=True, wait=False)  # noqa: SLF001
+
+
+def _initial_contact(eng: Engine, sa: IkeSa) -> None:
+    """N(INITIAL_CONTACT) with uniqueids=yes: the connection's established Child SA from
+    before is gone on the peer; drop it without telling it (Libreswan deletes just that
+    one, skipping the delete notification)."""
+    handle = sa.policy.handle
+    old = [c for c in eng.children.values()
+           if c.established and c.ike is not sa and c.policy.handle is handle]
+    if old:
+        newest = max(old, key=lambda c: c.serial)
+        eng.debug(sa.serial, f"initial Contact received, deleting old state #{newest.serial} "
+                             f"from connection {sa.policy.name} due to new IKE SA #{sa.serial}")
+        eng.teardown_child(newest, "initial contact")
 
 
 def refine(eng: Engine, sa: IkeSa, peer: Identity, tarzan: Identity | None) -> Policy | None:

@@ -10,8 +10,6 @@ the KE group, answer SA, KE, Nr and the same notifications.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from struct import Struct
 from typing import TYPE_CHECKING, Any
 
@@ -39,9 +37,10 @@ from ..proposals import (
     select_proposal,
     to_sa_proposals,
 )
-from . import authn
+from . import authn, redirect
 from . import states as S
 from .actions import RC_FATAL, SaCreated, SaDeleted, Send
+from .cookie import COOKIE_SIZE
 from .message import (
     ZERO_SPI,
     build_clear,
@@ -63,11 +62,9 @@ if TYPE_CHECKING:
 _U16 = Struct("!H")
 _SIGNATURE_HASHES = bytes.fromhex("000200030004")  # SHA2-256, SHA2-384, SHA2-512
 _SIGNATURE_AUTH = ("rsasig", "ecdsa", "eddsa")
-_COOKIE_VERSION = b"\x00\x01"
 
-#: RFC 7383 reassembly is not written yet: announcing support would make peers (strongSwan)
-#: fragment a large IKE_AUTH that we then drop. Flip once SKF is handled.
-FRAGMENTATION_IMPLEMENTED = False
+#: RFC 7383 fragmentation (fragment.py): announced when the connection allows it.
+FRAGMENTATION_IMPLEMENTED = True
 
 
 def prepared(policy: Policy) -> dict[str, Any]:
@@ -85,8 +82,11 @@ def prepared(policy: Policy) -> dict[str, Any]:
 
 
 def initiate(eng: Engine, policy: Policy, now: float, remote: Endpoint | None,
-             predecessor: IkeSa | None = None) -> IkeSa | None:
-    remote_ep = remote or (policy.remote_addr, policy.remote_port)
+             predecessor: IkeSa | None = None, redirected: bool = False) -> IkeSa | None:
+    if not redirected and predecessor is None:
+        redirect.forget(eng, policy)  # a fresh start: redirects count from scratch
+    gateway = redirect.redirected_gateway(eng, policy) if remote is None else None
+    remote_ep = remote or (gateway or policy.remote_addr, policy.remote_port)
     if remote_ep[0] is None:
         eng.log(0, f'"{policy.name}": cannot initiate: the peer address is %any')
         return None
@@ -110,26 +110,35 @@ def initiate(eng: Engine, policy: Policy, now: float, remote: Endpoint | None,
     sa.ke_group = group
     sa.ke = eng.key_exchange(group)
     sa.ni = eng.rand(eng.config.nonce_size)
-    eng.start_request(sa, ExchangeType.IKE_SA_INIT, lambda msgid: _build_request(sa),
+    eng.start_request(sa, ExchangeType.IKE_SA_INIT, lambda msgid: _build_request(sa, eng),
                       "ike_sa_init", now)
     eng.set_state(sa, S.IKE_SA_INIT_I)
     eng.log(serial, f"sent IKE_SA_INIT request to {endpoint_text(remote_ep)}")  # type: ignore[arg-type]
     return sa
 
 
-def _build_request(sa: IkeSa) -> bytes:
+def _build_request(sa: IkeSa, eng: Engine) -> bytes:
     policy = sa.policy
     payloads: list[Payload] = []
+    impair = eng.config.impair_ddos_cookie
+    if (impair == 1 and not sa.cookie) or (impair == 2 and sa.cookie):
+        eng.log(sa.serial, "IMPAIR: adding unsolicited and mangled DDOS cookie" if impair == 1
+                else "IMPAIR: mangling DDOS cookie sent by peer")
+        sa.cookie = b"\xa5"  # one bogus octet, as Libreswan's messupn()
     if sa.cookie:
         payloads.append(notify(NotifyType.COOKIE, sa.cookie))  # must come first (2.6)
     payloads += [prepared(policy)["ike_sa"], KE(sa.ke_group.ikev2_id, sa.ke.public_bytes),
                  Nonce(sa.ni)]
     if policy.fragmentation and FRAGMENTATION_IMPLEMENTED:
         payloads.append(notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED))
+    redirect_note = redirect.initiator_notify(eng, policy)
+    if redirect_note is not None:  # REDIRECTED_FROM or REDIRECT_SUPPORTED (RFC 5685)
+        payloads.append(redirect_note)
     sighash = authn.sighash_data(policy)
     if sighash is not None:
         payloads.append(notify(NotifyType.SIGNATURE_HASH_ALGORITHMS, sighash))
-    payloads += nat_notifies(sa.spi_i, ZERO_SPI, sa.local, sa.remote)
+    payloads += nat_notifies(sa.spi_i, ZERO_SPI, sa.local, sa.remote,
+                             fake=policy.encapsulation == "yes")
     data = build_clear(sa, ExchangeType.IKE_SA_INIT, 0, payloads, False)
     sa.init_request = data
     return data
@@ -146,7 +155,7 @@ def process_cookie(eng: Engine, sa: IkeSa, inb: Inbound, now: float, o: Outstand
                        "with COOKIE payload")
     sa.cookie = cookie
     sa.outstanding = o
-    eng.resend_request(sa, _build_request(sa), now)
+    eng.resend_request(sa, _build_request(sa, eng), now)
 
 
 def process_invalid_ke(eng: Engine, sa: IkeSa, inb: Inbound, now: float,
@@ -164,8 +173,16 @@ def process_invalid_ke(eng: Engine, sa: IkeSa, inb: Inbound, now: float,
     sa.ke_group = group
     sa.ke = eng.key_exchange(group)
     sa.outstanding = o
-    eng.resend_request(sa, _build_request(sa), now)
+    eng.resend_request(sa, _build_request(sa, eng), now)
     eng.log(sa.serial, f"sent IKE_SA_INIT request to {endpoint_text(sa.remote)}")
+
+
+def process_redirect(eng: Engine, sa: IkeSa, inb: Inbound, now: float,
+                     o: Outstanding) -> None:
+    """N(REDIRECT) instead of SA, KE, Nr (RFC 5685 4): start again at the gateway it names
+    (redirect.py); one we may not follow is ignored like any unauthenticated answer."""
+    if not redirect.process_init_response(eng, sa, inb, now):
+        _keep_waiting(eng, sa, o)
 
 
 def process_error_response(eng: Engine, sa: IkeSa, inb: Inbound, now: float,
@@ -225,9 +242,12 @@ def process_response(eng: Engine, sa: IkeSa, inb: Inbound, now: float,
     sa.ke = None  # the private value is no longer needed
     notes = notifies_of(inb.payloads)
     sa.peer_fragmentation = NotifyType.IKEV2_FRAGMENTATION_SUPPORTED in notes
+    sa.fragmentation = policy.fragmentation and sa.peer_fragmentation
     authn.note_peer_init(sa, inb.payloads, notes)
     _nat_detect(sa, notes, initiator=True)
-    if sa.nat_local or sa.nat_remote or policy.encapsulation == "yes":
+    if policy.encapsulation == "yes":
+        sa.nat_local = True  # as if behind a NAT (our NAT-D hash was faked to match)
+    if sa.nat_local or sa.nat_remote:
         # RFC 7296 2.23: once a NAT is seen, everything from IKE_AUTH on uses the NAT-T
         # port (with the non-ESP marker), and ESP is UDP-encapsulated
         eng.move(sa, (sa.local[0], policy.local_nat_port),
@@ -267,9 +287,17 @@ def receive_request(eng: Engine, data: bytes, local: Endpoint, remote: Endpoint,
             eng.send(dup, dup.init_response)
         return
     peer = endpoint_text(remote)
+    if eng.halfopen >= eng.config.max_halfopen_ike:
+        # drop_new_exchanges(): no state, no answer; logged within the rate limit
+        eng.limited_log(f"packet from {peer}: dropping IKE_SA_INIT request, too many half "
+                        f"open IKE SAs ({eng.halfopen})", now)
+        return
     try:
         msg = decode_message(data)
     except IkeDecodeError as e:
+        if eng.cookies_required():
+            eng.debug(0, f"packet from {peer}: DDOS so not responding to invalid packet")
+            return
         eng.log(0, f"packet from {peer}: dropping malformed IKE_SA_INIT request: {e}")
         return
     payloads = msg.payloads
@@ -282,6 +310,12 @@ def receive_request(eng: Engine, data: bytes, local: Endpoint, remote: Endpoint,
             ke = p
         elif t is Nonce and nonce is None:
             nonce = p
+    notes = notifies_of(payloads)
+    if not _cookie_passed(eng, payloads, nonce, spi_i, local, remote, now):
+        return
+    if redirect.global_redirect(eng, notes, nonce.data if nonce is not None else None, spi_i,
+                                local, remote):
+        return
     if sa_payload is None or ke is None or nonce is None:
         _stateless_notify(eng, spi_i, local, remote, NotifyType.INVALID_SYNTAX,
                           "IKE_SA_INIT request is missing SA, KE or Ni")
@@ -290,11 +324,6 @@ def receive_request(eng: Engine, data: bytes, local: Endpoint, remote: Endpoint,
     if not candidates:
         _stateless_notify(eng, spi_i, local, remote, NotifyType.NO_PROPOSAL_CHOSEN,
                           "no suitable connection found with IKEv2 policy")
-        return
-    notes = notifies_of(payloads)
-    if eng.config.require_cookies and not _cookie_ok(eng, notes, nonce.data, spi_i, remote):
-        _stateless_notify(eng, spi_i, local, remote, NotifyType.COOKIE, "DDoS cookie required",
-                          _make_cookie(eng, nonce.data, spi_i, remote), log=False)
         return
     policy = candidates[0]
     serial = eng.next_serial()
@@ -340,6 +369,8 @@ def receive_request(eng: Engine, data: bytes, local: Endpoint, remote: Endpoint,
     sa.ke_group = chosen.ke
     sa.init_request = data
     sa.peer_fragmentation = NotifyType.IKEV2_FRAGMENTATION_SUPPORTED in notes
+    sa.fragmentation = (policy.fragmentation and sa.peer_fragmentation
+                        and FRAGMENTATION_IMPLEMENTED)
     authn.note_peer_init(sa, payloads, notes)
     _nat_detect(sa, notes, initiator=False)
     if policy.encapsulation == "yes":
@@ -347,9 +378,10 @@ def receive_request(eng: Engine, data: bytes, local: Endpoint, remote: Endpoint,
     derive_keys(sa, chosen, shared)
     out: list[Payload] = [_accepted_sa(chosen), KE(chosen.ke.ikev2_id, ke_out),
                           Nonce(sa.nr)]
-    if policy.fragmentation and sa.peer_fragmentation and FRAGMENTATION_IMPLEMENTED:
+    if sa.fragmentation:
         out.append(notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED))
-    out += nat_notifies(sa.spi_i, sa.spi_r, local, remote)
+    out += nat_notifies(sa.spi_i, sa.spi_r, local, remote,
+                        fake=policy.encapsulation == "yes")
     certreq = authn.certreq_payload(eng, policy, False)
     if certreq is not None:
         out.append(certreq)
@@ -468,17 +500,51 @@ def _stateless_notify(eng: Engine, spi_i: bytes, local: Endpoint, remote: Endpoi
     eng.emit(Send(0, encode_message(msg), local, remote))
 
 
-def _make_cookie(eng: Engine, ni: bytes, spi_i: bytes, remote: Endpoint) -> bytes:
-    addr, port = remote
-    mac = hmac.digest(eng.config.cookie_secret, ni + addr.packed + spi_i, hashlib.sha256)
-    return _COOKIE_VERSION + mac
+def stateless_response(eng: Engine, spi_i: bytes, local: Endpoint, remote: Endpoint,
+                       payloads: list[Payload]) -> None:
+    """An IKE_SA_INIT response sent without creating any state (COOKIE, REDIRECT)."""
+    from ..codec import Message, encode_message
+
+    msg = Message(spi_i, ZERO_SPI, ExchangeType.IKE_SA_INIT, 0x20, 0, payloads)
+    eng.emit(Send(0, encode_message(msg), local, remote))
 
 
-def _cookie_ok(eng: Engine, notes: dict[int, Notify], ni: bytes, spi_i: bytes,
-               remote: Endpoint) -> bool:
-    got = notes.get(NotifyType.COOKIE)
-    return got is not None and hmac.compare_digest(got.data,
-                                                   _make_cookie(eng, ni, spi_i, remote))
+def _cookie_passed(eng: Engine, payloads: list[Payload], nonce: Nonce | None, spi_i: bytes,
+                   local: Endpoint, remote: Endpoint, now: float) -> bool:
+    """Libreswan's ``v2_rejected_initiator_cookie()``, inverted: under DDoS a request
+    without our cookie is answered with N(COOKIE) (no state kept); a cookie that is sent
+    is checked whatever the mode.  Only a COOKIE that is the first payload counts."""
+    want = eng.cookies_required()
+    first = payloads[0] if payloads else None
+    cookie = first if type(first) is Notify and first.type == NotifyType.COOKIE else None
+    if not want and cookie is None:
+        return True
+    peer = endpoint_text(remote)
+    if nonce is None:
+        eng.limited_log(f"packet from {peer}: DDOS cookie requires Ni paylod - dropping "
+                        "message", now)
+        return False
+    if not 16 <= len(nonce.data) <= 256:
+        eng.limited_log(f"packet from {peer}: DOS cookie failed as Ni payload invalid - "
+                        "dropping message", now)
+        return False
+    if cookie is None:
+        made = eng.cookies.make(now, nonce.data, remote, spi_i)
+        stateless_response(eng, spi_i, local, remote, [notify(NotifyType.COOKIE, made)])
+        eng.debug(0, f"packet from {peer}: responding to IKE_SA_INIT request with Message ID 0 "
+                     "with unencrypted notification COOKIE, DOS mode is on, initial request "
+                     "must include a COOKIE")
+        return False
+    if cookie.protocol != 0 or cookie.spi or len(cookie.data) != COOKIE_SIZE:
+        eng.limited_log(f"packet from {peer}: DOS cookie notification corrupt, or invalid - "
+                        "dropping message", now)
+        return False
+    if not eng.cookies.check(now, cookie.data, nonce.data, remote, spi_i):
+        eng.limited_log(f"packet from {peer}: DOS cookies do not match - dropping message",
+                        now)
+        return False
+    eng.debug(0, f"packet from {peer}: cookies match")
+    return True
 
 
 # ------------------------------------------------------------------ shared

@@ -28,10 +28,12 @@ def build_delete(eng: Engine, sa: IkeSa, msgid: int, deletes: list[Payload],
 
 def request_ike_delete(eng: Engine, sa: IkeSa, now: float) -> None:
     sa.deleting = True  # no new exchanges; the delete goes out even behind a queued one
+    from .create_child_sa import abandon_child_exchange  # noqa: PLC0415 - it imports us
+
+    abandon_child_exchange(eng, sa, now, queued_only=True)  # queued requests are dropped
     sa.pending.clear()
-    if sa.outstanding is not None:  # abandon it: the SA is going away
-        sa.outstanding = None
-        eng.arm(sa, "RETRANSMIT", None)
+    # a request under way is finished first: the peer may have it already, and one it
+    # never got leaves a hole in the message IDs it would not accept the delete after
     eng.start_request(sa, ExchangeType.INFORMATIONAL,
                       lambda msgid: build_delete(eng, sa, msgid, [Delete(ProtocolId.IKE, 0)]),
                       "delete_ike", now)
@@ -52,6 +54,11 @@ def request_child_delete(eng: Engine, child: ChildSa, now: float, quiet: bool = 
                               f"IKE SA #{sa.serial}")
     if not child.installed:
         # nothing in the kernel: forget it now, the peer has been told
+        if child.initiated:  # and whoever waits for it (--rekey-child) hears it failed
+            from .actions import InitiateDone  # noqa: PLC0415 - kept local, as is ours
+
+            child.initiated = False
+            eng.emit(InitiateDone(child.serial, False))
         eng.teardown_child(child, "rejected")
 
 
@@ -75,7 +82,7 @@ def process_response(eng: Engine, sa: IkeSa, inb: Inbound, now: float,
         eng.teardown_ike(sa, "deleted", f"deleting IKE SA ({sa.state.story})")
     elif o.on_response == "delete_child":
         child = eng.children.get(o.context)
-        if child is not None and child.ike is sa:
+        if child is not None:  # (it may have moved to the IKE SA that rekeyed this one)
             eng.teardown_child(child, "deleted")
     else:
         eng.debug(sa.serial, "received INFORMATIONAL response")
@@ -94,9 +101,21 @@ def delete_timed_out(eng: Engine, sa: IkeSa, o: Outstanding, now: float) -> None
 
 
 def process_request(eng: Engine, sa: IkeSa, inb: Inbound, now: float) -> None:
+    from . import redirect  # noqa: PLC0415 - redirect starts IKE_SA_INIT, which imports us
+
+    if redirect.process_informational(eng, sa, inb, now):
+        return  # N(REDIRECT): answered, and we are on our way to the new gateway
     deletes = [p for p in inb.payloads if type(p) is Delete]
     if any(d.protocol == ProtocolId.IKE for d in deletes):
         eng.send_response(sa, inb.message_id, build_delete(eng, sa, inb.message_id, [], True))
+        from .create_child_sa import abandon_child_exchange, redundant_ike_deleted  # noqa: PLC0415
+
+        redundant_ike_deleted(eng, sa, now)  # a rekey collision it lost: keep its Child SAs
+        abandon_child_exchange(eng, sa, now)
+        o = sa.outstanding  # our delete of a Child SA an IKE SA rekey moved elsewhere:
+        moved = eng.children.get(o.context) if o and o.on_response == "delete_child" else None
+        if moved is not None and moved.ike is not sa:  # ask again there
+            request_child_delete(eng, moved, now, quiet=True)
         eng.teardown_ike(sa, "deleted by peer", f"deleting IKE SA ({sa.state.story})")
         return
     answers: list[Payload] = []
@@ -108,6 +127,10 @@ def process_request(eng: Engine, sa: IkeSa, inb: Inbound, now: float) -> None:
         for raw in d.spis:
             spi = int.from_bytes(raw, "big")
             child = next((c for c in sa.children.values() if c.spi_out == spi), None)
+            if child is None:  # moved to a sibling by an IKE SA rekey (collision) the peer
+                child = next((c for c in eng.children.values() if c.spi_out == spi  # lost
+                              and c.ike.remote == sa.remote and c.ike.peer_id == sa.peer_id
+                              and not c.ike.dying), None)
             if child is None:
                 name = "ESP" if d.protocol == ProtocolId.ESP else "AH"
                 eng.log(sa.serial, f"received delete request for {name} Child SA with "
@@ -115,6 +138,9 @@ def process_request(eng: Engine, sa: IkeSa, inb: Inbound, now: float) -> None:
                                    "found")
                 continue
             ours.append(child.spi_in.to_bytes(4, "big"))
+            old = eng.children.get(child.replaces) if child.replaces else None
+            if old is not None and old.successor == child.serial:
+                old.successor = 0  # its replacement is gone: it may rekey again
             eng.teardown_child(child, "deleted by peer")
         if ours:
             answers.append(Delete(d.protocol, 4, ours))

@@ -4,6 +4,7 @@ helpers every exchange needs (NAT detection hashes, notify lookups, endpoint tex
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from struct import Struct
 
 from .. import algorithms as A
@@ -75,9 +76,13 @@ def nat_hash(spi_i: bytes, spi_r: bytes, endpoint: Endpoint) -> bytes:
     return hashlib.sha1(spi_i + spi_r + addr.packed + _PORT.pack(port)).digest()
 
 
-def nat_notifies(spi_i: bytes, spi_r: bytes, local: Endpoint, remote: Endpoint) -> list[Notify]:
+def nat_notifies(spi_i: bytes, spi_r: bytes, local: Endpoint, remote: Endpoint,
+                 fake: bool = False) -> list[Notify]:
+    """``fake`` (encapsulation=yes): hash a bogus source so that the peer sees a NAT and
+    UDP-encapsulates ESP too, as Libreswan does."""
+    source = (ipaddress.ip_address(0 if local[0].version == 4 else "::"), 0) if fake else local
     return [Notify(ProtocolId.NONE, b"", NotifyType.NAT_DETECTION_SOURCE_IP,
-                   nat_hash(spi_i, spi_r, local)),
+                   nat_hash(spi_i, spi_r, source)),
             Notify(ProtocolId.NONE, b"", NotifyType.NAT_DETECTION_DESTINATION_IP,
                    nat_hash(spi_i, spi_r, remote))]
 

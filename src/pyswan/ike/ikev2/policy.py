@@ -14,7 +14,7 @@ expect this peer ID (IKE_AUTH).  :class:`Credentials` is how secrets reach the e
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from struct import Struct
@@ -241,6 +241,13 @@ class Policy:
     rsa_pss: bool = True  # RSASSA-PSS digital signatures (authby=rsasig, rsa-sha2*)
     rsa_v15: bool = True  # method 1, PKCS#1 v1.5 with SHA-1 (authby=rsasig, rsa-sha1)
     send_cert: str = "always"  # always|sendifasked|never
+    # configuration payloads (RFC 7296 3.15; Libreswan's ikev2_cp.c)
+    cp_request: bool = False  # send CP(CFG_REQUEST) in IKE_AUTH (modecfg client, dns/domains)
+    cp_client: bool = False  # our end is a modecfg client: the reply's lease is our client
+    cp_server: bool = False  # our end is a modecfg server: lease to the peer, require CP
+    local_leftright: str = "left"  # which end of the connection we are (for log lines)
+    modecfg_dns: tuple[IPAddress, ...] = ()  # modecfgdns=: sent in CP(CFG_REPLY)
+    modecfg_domains: tuple[str, ...] = ()  # modecfgdomains=
     # derived once, used on every initiation (see prepare())
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -283,6 +290,23 @@ class NoCredentials:
         return None
 
 
+class LeaseError(Exception):
+    """No address could be leased to the peer; the text is logged (e.g. ``address pool
+    exhausted``)."""
+
+
+class AddressLeases(Protocol):
+    """How a responder that is a modecfg server gets addresses for its peers: an optional
+    ``lease`` method of the credentials object (the daemon keeps the pools)."""
+
+    def lease(self, policy: Policy, peer: Identity, version: int
+              ) -> tuple[IPAddress, str] | None:
+        """An address of IP ``version`` for the peer of ``policy`` (the same one again
+        while the connection holds it) and a line to log (may be empty); None when the
+        connection has no pool for that version; raises :class:`LeaseError`."""
+        ...
+
+
 class PolicyIndex:
     """Policies by address pair and by (address pair, peer ID), in insertion order.
 
@@ -293,8 +317,18 @@ class PolicyIndex:
         self._by_pair: dict[tuple[IPAddress, IPAddress | None], list[Policy]] = {}
         self._by_peer: dict[tuple[IPAddress, IPAddress | None, Any], list[Policy]] = {}
         self.generation = 0
+        #: the daemon's hook making an instance of a template for one peer (address, ID)
+        self.instantiator: Callable[[Policy, IPAddress, Identity | None], Policy] | None = None
         for p in policies:
             self.add(p)
+
+    def instantiate(self, policy: Policy, remote: IPAddress, peer: Identity) -> Policy:
+        """Responder, IKE_AUTH: the instance of template ``policy`` for this peer, or the
+        policy completed with the peer's ID when it accepted any (the policy itself when
+        there is no hook, as in the in-process tests)."""
+        if self.instantiator is None or not (policy.is_template or policy.remote_id is None):
+            return policy
+        return self.instantiator(policy, remote, peer)
 
     def __len__(self) -> int:
         return sum(len(v) for v in self._by_pair.values())

@@ -25,7 +25,7 @@ class Outstanding:
 
     message_id: int
     exchange: int
-    data: bytes
+    data: bytes | tuple[bytes, ...]  # the message, or its RFC 7383 fragments
     on_response: str  # what the response means: "ike_sa_init", "ike_auth", "delete", ...
     start: float
     delay: float
@@ -89,6 +89,10 @@ class IkeSa:
     init_response: bytes = b""
     chosen: ChosenProposal | None = None
     peer_fragmentation: bool = False
+    fragmentation: bool = False  # RFC 7383 agreed (we allow it and the peer announced it)
+    incoming_fragments: dict[bool, Any] | None = None  # response? -> fragment.Reassembly
+    # (message ID, Total Fragments) of the last request that came in fragments
+    request_fragments: tuple[int, int] = (-1, 0)
     nat_local: bool = False  # we are behind a NAT
     nat_remote: bool = False  # the peer is behind a NAT
     peer_hashes: frozenset[int] | None = None  # SIGNATURE_HASH_ALGORITHMS (None: absent)
@@ -109,7 +113,8 @@ class IkeSa:
     expected_request_id: int = 0  # the peer's
     outstanding: Outstanding | None = None
     pending: deque[Callable[[], None]] = field(default_factory=deque)
-    last_response: tuple[int, bytes] | None = None  # (message ID, packet) for duplicates
+    # (message ID, packet or its fragments) for duplicates
+    last_response: tuple[int, bytes | tuple[bytes, ...]] | None = None
     # children
     children: dict[int, ChildSa] = field(default_factory=dict)
     first_child: ChildSa | None = None  # the Child SA negotiated by IKE_AUTH

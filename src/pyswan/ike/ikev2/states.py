@@ -108,6 +108,9 @@ TRANSITIONS: tuple[Transition, ...] = (
     T(IKE_SA_INIT_I, X.IKE_SA_INIT, True, (P.N,), "ike_sa_init.process_invalid_ke",
       IKE_SA_INIT_I, "received INVALID_KE_PAYLOAD response; resending IKE_SA_INIT with "
       "new KE payload", notify=N.INVALID_KE_PAYLOAD, encrypted=False),
+    T(IKE_SA_INIT_I, X.IKE_SA_INIT, True, (P.N,), "ike_sa_init.process_redirect",
+      IKE_SA_INIT_I, "received REDIRECT response; initiating IKE_SA_INIT to the new gateway",
+      notify=N.REDIRECT, encrypted=False),
     T(IKE_SA_INIT_I, X.IKE_SA_INIT, True, (P.SA, P.KE, P.Ni), "ike_sa_init.process_response",
       IKE_AUTH_I, "Initiator: process IKE_SA_INIT reply, initiate IKE_AUTH",
       encrypted=False),
