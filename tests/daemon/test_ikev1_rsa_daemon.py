@@ -38,6 +38,16 @@ def east_cert() -> x509.Certificate:
                  serial=0x401, ku=EE_KU, san=[x509.DNSName(EAST_FQDN)])
 
 
+@cache
+def stranger() -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+    """An RSA certificate from a CA neither store trusts."""
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    cert = issue(cn("stranger-v1.example.org"), key.public_key(), cn("Unknown CA"), ca_key,
+                 serial=0x402, ku=EE_KU, san=[x509.DNSName("stranger-v1.example.org")])
+    return key, cert
+
+
 def _pluto(root: Path, name: str, addr: str, port: int) -> Pluto:
     d = root / name
     d.mkdir()
@@ -45,6 +55,10 @@ def _pluto(root: Path, name: str, addr: str, port: int) -> Pluto:
     (ipsecdir / "certs" / "east-v1.pem").write_bytes(pem(east_cert()))
     if name == "east":
         (ipsecdir / "private" / "east-v1.pem").write_bytes(key_pem(east_key()))
+    else:
+        key, cert = stranger()
+        (ipsecdir / "certs" / "stranger-v1.pem").write_bytes(pem(cert))
+        (ipsecdir / "private" / "stranger-v1.pem").write_bytes(key_pem(key))
     conf = d / "ipsec.conf"  # read at start: ikev1-policy is a pluto option
     conf.write_text("config setup\n    ikev1-policy=accept\n")
     return Pluto(d, addr=addr, ikeport=port, secrets="",
@@ -179,7 +193,7 @@ def test_main_mode_certificates_from_the_store(pair):
     west, east, root = pair
     res = _up(west, east, root, "v1certs",
               CERTS + "    leftcert=west\n    rightca=%same\n",
-              CERTS + f"    rightcert=east-v1\n    leftca=\"{MAINCA}\"\n")
+              CERTS + "    rightcert=east-v1\n")
     assert res.rc == 0, res
     lines = _san(res.lines)
     assert lines[:6] == [
@@ -237,3 +251,19 @@ def test_aggressive_mode_certificates_with_dn_ids(pair):
                "CN=west.testing.libreswan.org, E=user-west@testing.libreswan.org")
     _wait(lambda: f"Peer ID is DER_ASN1_DN: '{west_dn}'" in east.logtext())
     _down(west, east, "v1dn")
+
+
+def test_certificate_from_an_unknown_ca_is_rejected(pair):
+    west, east, root = pair
+    body = CERTS.replace("10.33.", "10.36.").replace(
+        "leftid=@west.testing.libreswan.org", "leftid=@stranger-v1.example.org")
+    res = _up(west, east, root, "v1stranger",
+              body + "    leftcert=stranger-v1\n    retransmit-timeout=3s\n",
+              body + "    rightcert=east-v1\n")
+    assert res.rc != 0, res
+    lines = _san(res.lines)
+    assert '"v1stranger" #N: I am sending my cert' in lines, lines
+    assert not any("ISAKMP SA established" in x for x in lines), lines
+    _wait(lambda: "X509: certificate payload rejected for this connection" in east.logtext())
+    assert "ISAKMP SA established" not in "\n".join(
+        x for x in east.logtext().splitlines() if '"v1stranger"' in x)

@@ -56,7 +56,7 @@ def test_timers_rekey_repeatedly_without_a_gap(pair):
     _add(east, *short)
     assert west.whack("--name", "c", "--initiate").rc == 0
     states = west.whack("--showstates").lines
-    assert re.search(r"established IKE SA; REKEY in \ds; REPLACE in 6s; newest;", states[0])
+    assert re.search(r"established IKE SA; REKEY in \ds; REPLACE in [56]s; newest;", states[0])
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         assert _children(west) and _children(east)  # never a gap

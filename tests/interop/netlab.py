@@ -1509,6 +1509,7 @@ class Packet:
     exchange: str = ""
     response: bool = False
     esp_spi: str = ""  # ESP: 8 hex digits
+    msgid: int = -1  # IKE: the Message ID
 
     def __str__(self) -> str:
         if self.kind == "esp":
@@ -1574,7 +1575,7 @@ def read_pcap(path: Path) -> list[Packet]:
             t, src, dst, "ike", sport, dport,
             spi_i=payload[0:8].hex(), spi_r=payload[8:16].hex(),
             exchange=IKE_EXCHANGES.get(payload[18], str(payload[18])),
-            response=bool(payload[19] & 0x20),
+            response=bool(payload[19] & 0x20), msgid=struct.unpack(">I", payload[20:24])[0],
         ))  # fmt: skip
     return packets
 
@@ -1618,6 +1619,25 @@ class Capture:
 
     def packets(self) -> list[Packet]:
         return read_pcap(self.pcap)
+
+
+def misdirected_responses(packets: Sequence[Packet]) -> list[str]:
+    """IKE responses that do not go back the way their request came (RFC 7296 2.11: to
+    the address and port the request came from, from those it was sent to)."""
+    out = []
+    for i, r in enumerate(packets):
+        if r.kind != "ike" or not r.response:
+            continue
+        # the request: the other way between the same hosts (each end numbers its own)
+        want = (r.dst, r.src, r.spi_i, r.spi_r if r.exchange != "IKE_SA_INIT" else "0" * 16,
+                r.msgid, r.exchange)
+        req = next((q for q in reversed(packets[:i]) if q.kind == "ike" and not q.response
+                    and (q.src, q.dst, q.spi_i, q.spi_r, q.msgid, q.exchange) == want), None)  # fmt: skip
+        if req is not None and ((r.src, r.sport, r.dst, r.dport)
+                                != (req.dst, req.dport, req.src, req.sport)):  # fmt: skip
+            out.append(f"{r.exchange} response {r.src}:{r.sport}->{r.dst}:{r.dport} to the request "
+                       f"{req.src}:{req.sport}->{req.dst}:{req.dport}")  # fmt: skip
+    return out
 
 
 def ike_auth_spis(packets: Sequence[Packet]) -> set[tuple[str, str]]:

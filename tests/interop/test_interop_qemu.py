@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from lifecycle import PORT_BUG
 from matrix import cell_name
 from netlab import require_peers
 from scenario import PairResult
@@ -157,7 +158,14 @@ def test_qemu_cell(name: str, guest: GuestRun, record_cell) -> None:
         assert len(counts) >= 2 and all(counts), f"no traffic counted: {note}\n{message}"
 
 
-@pytest.mark.parametrize("name", list(LIFECYCLE))
+# Known pyswan bug (strict: a fix shows as XPASS): see test_interop_lifecycle.PORT_BUG.
+QEMU_KNOWN_BUGS = {"rekey-pyswan-responder-strongswan": PORT_BUG}
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=[pytest.mark.xfail(strict=True, reason=QEMU_KNOWN_BUGS[n])]
+                 if n in QEMU_KNOWN_BUGS else []) for n in LIFECYCLE
+])  # fmt: skip
 def test_qemu_rekey_cell(name: str, guest: GuestRun, record_cell) -> None:
     """IKE and Child SA rekeyed by each side, the Child SA with PFS, on a real kernel."""
     res = guest.scenario(name)

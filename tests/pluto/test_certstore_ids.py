@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pyswan.auto.values import ID_DER_ASN1_DN, ID_FQDN, ID_IPV4_ADDR, ID_KEY_ID, parse_id
-from pyswan.pluto.x509dn import (
+from pyswan.ike.x509dn import (
     atodn,
     dn_has_wildcards,
     match_dn,

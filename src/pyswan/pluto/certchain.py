@@ -32,7 +32,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
-from .x509dn import nss_dn
+from ..ike.x509dn import nss_dn
 from .x509ids import cert_serial_bytes, cert_subject_der, is_ca_cert
 
 __all__ = ["CertVerifyError", "NSS_ERRORS", "verify_chain", "crl_for", "serial_text",

@@ -13,7 +13,7 @@ NSS is not part of this stack, so certificates and keys live in plain files unde
     crls/     certificate revocation lists, PEM or DER
 
 ``ipsec import file.p12`` (pyswan.auto.importcmd) fills these directories.  Path validation
-is in :mod:`pyswan.pluto.certchain`, DNs in :mod:`pyswan.pluto.x509dn`, ID matching in
+is in :mod:`pyswan.pluto.certchain`, DNs in :mod:`pyswan.ike.x509dn`, ID matching in
 :mod:`pyswan.pluto.x509ids`.
 """
 
@@ -42,9 +42,9 @@ from pyswan.ike.pubkey import (
     parse_raw_pubkey,
     spki_der,
 )
+from pyswan.ike.x509dn import atodn, same_dn, str_dn
 
 from .certchain import CertVerifyError, serial_text, verify_chain
-from .x509dn import atodn, same_dn, str_dn
 from .x509ids import (
     cert_issuer_der,
     cert_subject_der,

@@ -1,5 +1,8 @@
 """The IKE glue: pluto's sockets, timers, kernel, state table and whack, around the
-sans-IO IKEv2 engine (``pyswan.ike.ikev2``).
+sans-IO engines (``pyswan.ike.ikev2``, and ``pyswan.ike.ikev1`` beside it through
+``ikev1glue.Engines``).  The kernel side is in ``glue_kernel``, the whack-facing side
+(initiate, terminate, rekey, revival) in ``glue_control``, the engines' credentials in
+``credentials``.
 
 It holds no protocol logic.  It turns connections into engine policies (rebuilt only when
 the connection database changes), hands datagrams to the engine, and carries out the
@@ -18,7 +21,6 @@ import asyncio
 import ipaddress
 import time
 from collections import deque
-from collections.abc import Iterable
 from typing import Any
 
 from ..auto.values import Selector as SubnetSelector
@@ -29,7 +31,6 @@ from ..ike.ikev1.actions import ModeCfgLease, XauthPrompt
 from ..ike.ikev2 import (
     RC_DEBUG,
     ChildEstablished,
-    ChildSaKeys,
     EndpointsChanged,
     Engine,
     Identity,
@@ -51,182 +52,18 @@ from ..ike.ikev2 import (
 )
 from ..ike.ikev2.policy import LeaseError
 from ..ike.proposals import ProposalError, parse_proposals
-from ..kernel.base import (
-    XFRM_INF,
-    AuthAlg,
-    Encap,
-    EncrAlg,
-    ExpireEvent,
-    KernelError,
-    Lifetime,
-    SaSpec,
-    ipsec_policies,
-    reqid_for,
-    spd_priority,
-)
-from ..kernel.base import Selector as KSelector
 from ..whack import rc
 from . import addresspool, instances, pkauth
+from .credentials import _config_id, _Credentials
+from .glue_control import ControlGlue, PolicyError
+from .glue_kernel import _REQID_BASE, KernelGlue
 from .ikev1glue import Engines, V1Credentials, v1_policy
 from .state import State
-from .updown import run_updown
 
 _KERNEL_ACTIONS = frozenset({InstallChild, RemoveChild})
 _ID_KIND = {1: IdType.IPV4_ADDR, 2: IdType.FQDN, 3: IdType.RFC822_ADDR,
             5: IdType.IPV6_ADDR, 9: IdType.DER_ASN1_DN, 11: IdType.KEY_ID, 13: IdType.NULL}
-_V1_PHASE1 = ("aggressive", "xauth_server", "xauth_client", "modecfg_server",
-              "modecfg_client")
-_REQID_BASE = 16384  # automatic reqids start above IPSEC_MANUAL_REQID_MAX, 4 per connection
 
-
-class PolicyError(ValueError):
-    """A connection the engine cannot use (its ``str()`` is the log line)."""
-
-
-class _Credentials:
-    """PSKs from pluto's ipsec.secrets, indexed so that a lookup does not scan every
-    entry: only entries naming one of the two IDs (or none, or %any) are scored, by
-    ``Secrets.find`` itself, so Libreswan's precedence is kept exactly."""
-
-    def __init__(self, pluto: Any) -> None:
-        self.p = pluto
-        self._secrets: Any = None
-        self._by_id: dict[str, list[Any]] = {}
-        self._wild: list[Any] = []
-        self._order: dict[int, int] = {}
-        self._cache: dict[tuple, bytes | None] = {}
-        self._pairs: dict[tuple, Any] = {}  # (exact key, exact key) -> first entry naming both
-
-    def _reindex(self, secrets: Any) -> None:
-        from ..auto.secrets import _is_any
-
-        self._secrets = secrets
-        self._by_id, self._wild, self._order, self._cache = {}, [], {}, {}
-        self._pairs = {}
-        for n, entry in enumerate(getattr(secrets, "entries", ())):
-            if entry.kind != "PSK":
-                continue
-            self._order[id(entry)] = n
-            if not entry.ids or any(_is_any(i) for i in entry.ids):
-                self._wild.append(entry)
-            for i in entry.ids:
-                self._by_id.setdefault(_norm(i), []).append(entry)
-            # an entry naming both IDs scores highest of all (secrets.find): the first such
-            # entry wins, so it can be looked up directly when the IDs compare exactly
-            if any(_is_any(i) for i in entry.ids):
-                continue
-            keys = [_exact(i) for i in entry.ids]
-            for a in keys:
-                for b in keys:
-                    if a is not None and b is not None and a != b:
-                        self._pairs.setdefault((a, b), entry)
-
-    # public-key authentication (pkauth.py); ``policy.handle`` is the connection
-    def local_key(self, policy: Policy) -> Any:
-        conn = policy.handle
-        return pkauth.local_key(self.p.certstore, conn.this, conn.config)
-
-    def peer_key(self, policy: Policy, peer: Identity, certs: list[bytes]) -> Any:
-        conn = policy.handle
-        return pkauth.peer_key(self.p.certstore, conn.that, conn.config, peer, certs)
-
-    def cert_request(self, policy: Policy, initiator: bool) -> bytes | None:
-        return pkauth.cert_request(self.p.certstore, policy.handle.that, initiator)
-
-    def lease(self, policy: Policy, peer: Identity, version: int) -> tuple[Any, str] | None:
-        """AddressLeases: the daemon's address pools (IkeGlue.lease)."""
-        return self.p.engine.lease(policy, peer, version)
-
-    def psk(self, local: Identity, remote: Identity | None) -> bytes | None:
-        secrets = self.p.secrets
-        if secrets is None:
-            return None
-        if secrets is not self._secrets:
-            self._reindex(secrets)
-        key = (local.key, remote.key if remote is not None else None)
-        if key in self._cache:
-            return self._cache[key]
-        fast = self._pairs.get((_exact_identity(local), _exact_identity(remote))) \
-            if remote is not None else None
-        if fast is not None:
-            value = fast.secret.reveal()
-            self._cache[key] = value
-            return value
-        from ..auto.secrets import Secrets
-
-        lid = _to_id(local)
-        rid = _to_id(remote) if remote is not None else None
-        found: dict[int, Any] = {id(e): e for e in self._wild}
-        for i in (lid, rid):
-            if i is not None:
-                for e in self._by_id.get(_norm(i), ()):
-                    found[id(e)] = e
-        subset = sorted(found.values(), key=lambda e: self._order[id(e)])
-        proxy = type("_Subset", (), {"entries": subset})()
-        entry = Secrets.find(proxy, "PSK", lid, rid)  # type: ignore[arg-type]
-        value = entry.secret.reveal() if entry is not None else None
-        self._cache[key] = value
-        return value
-
-
-def _config_id(peer: Identity) -> Any:
-    """A received ID as an ipsec.conf ID for an instance's end (simple kinds only: a DN
-    stays %any there, the engine policy carries the exact ID)."""
-    if peer.id_type in (IdType.FQDN, IdType.RFC822_ADDR, IdType.IPV4_ADDR, IdType.IPV6_ADDR,
-                        IdType.KEY_ID):
-        return _to_id(peer)
-    return None
-
-
-def _exact(i: Any) -> tuple | None:
-    """A key that is equal exactly when secrets' same_id() says the IDs match (for the
-    kinds where that is simple), else None."""
-    if i.kind in (2, 3):  # FQDN, USER_FQDN: case-insensitive, trailing dot ignored
-        return (i.kind, str(i.name).lower().rstrip("."))
-    if i.kind in (1, 5) and i.addr is not None and i.dns_name is None:
-        return (i.kind, i.addr.packed)
-    return None
-
-
-def _exact_identity(identity: Identity) -> tuple | None:
-    kind = identity.id_type
-    if kind in (IdType.FQDN, IdType.RFC822_ADDR):
-        return (int(kind), identity.data.decode(errors="replace").lower().rstrip("."))
-    if kind in (IdType.IPV4_ADDR, IdType.IPV6_ADDR):
-        return (int(kind), identity.data)
-    return None
-
-
-def _norm(i: Any) -> str:
-    """A loose key for an ID (same_id never matches IDs with different keys)."""
-    name = i.dns_name or (str(i.addr) if i.addr is not None else str(i.name))
-    return name.lower().rstrip(".")
-
-
-_IDS: dict[tuple[int, bytes], Any] = {}
-
-
-def _to_id(identity: Identity) -> Any:
-    got = _IDS.get(identity.key)
-    if got is None:
-        if len(_IDS) > 4096:
-            _IDS.clear()
-        got = _IDS[identity.key] = _make_id(identity)
-    return got
-
-
-def _make_id(identity: Identity) -> Any:
-    from ..auto.values import ID, parse_id
-
-    if identity.id_type in (IdType.IPV4_ADDR, IdType.IPV6_ADDR):
-        return parse_id(identity.text)
-    if identity.id_type == IdType.FQDN:
-        return ID(2, identity.text, identity.data.decode(errors="replace"))
-    if identity.id_type == IdType.RFC822_ADDR:
-        return ID(3, identity.text, identity.data.decode(errors="replace"))
-    if identity.id_type == IdType.KEY_ID:
-        return ID(11, identity.text, identity.data)
-    return ID(identity.id_type, identity.text, identity.text)
 
 
 class _LongTimers:
@@ -275,12 +112,10 @@ class _LongTimers:
         self.where.clear()
 
 
-_REVIVE_DELAY = 5.0  # REVIVE_CONN_DELAY: each revival attempt waits this much longer
-_REVIVE_DELAY_MAX = 300.0  # REVIVE_CONN_DELAY_MAX
 _LONG = 60.0  # seconds: timers further away than this go to _LongTimers
 
 
-class IkeGlue:
+class IkeGlue(ControlGlue, KernelGlue):
     def __init__(self, pluto: Any) -> None:
         self.p = pluto
         self.loop = asyncio.get_running_loop()
@@ -306,6 +141,10 @@ class IkeGlue:
         self._long = _LongTimers(self.loop, self._fire)
         self._whack: dict[int, Any] = {}  # IKE SA serial -> WhackSession
         self._waiters: dict[int, list[asyncio.Future]] = {}  # serial -> futures for its end
+        # IKE SAs by (local, remote) address, for _viable_parent (a scan of every IKE SA
+        # per initiation made a burst of N setups O(N^2))
+        self._ike_pairs: dict[tuple, set[int]] = {}
+        self._ike_pair_of: dict[int, tuple] = {}
         # IKE serial -> connections waiting for it to be established (queue Child SA)
         self._queued: dict[int, list[tuple[Any, Any, asyncio.Future]]] = {}
         self._done: dict[int, asyncio.Future] = {}  # IKE serial -> InitiateDone
@@ -556,7 +395,7 @@ class IkeGlue:
     def _reparented(self, a: ParentChanged) -> None:
         st = self.p.states.get(a.serial)
         if st is not None:
-            st.parent = a.parent
+            self.p.states.set_parent(st, a.parent)
 
     def _moved(self, a: EndpointsChanged) -> None:
         for st in [self.p.states.get(a.serial), *self._children(a.serial)]:
@@ -570,7 +409,10 @@ class IkeGlue:
     def _switched(self, a: PolicySwitched) -> None:
         st = self.p.states.get(a.serial)
         if st is not None:
-            old, st.conn = st.conn, a.policy.handle
+            old = st.conn
+            self.p.states.set_conn(st, a.policy.handle)
+            if st.kind == "ike" and st.local and st.peer:
+                self._index_pair(st.serial, st.local[0], st.peer[0], a.policy)
             if old is not st.conn:
                 self._maybe_drop_instance(old)
             elif st.kind == "child" and a.policy.cp_client:  # narrowed to our lease (cp.py)
@@ -718,6 +560,8 @@ class IkeGlue:
                 sa.policy = self._instantiate(a.policy, a.remote[0], None)
                 a = SaCreated(a.serial, a.kind, a.parent, sa.policy, a.role, a.local,
                               a.remote, a.state)
+        if a.kind == "ike":
+            self._index_pair(a.serial, a.local[0], a.remote[0], a.policy)
         st = State(a.serial, a.policy.handle, a.kind, name=a.state.name, story=a.state.story,
                    category=a.state.category, peer=a.remote, local=a.local, parent=a.parent,
                    ike_version=1 if isinstance(a.policy, V1Policy) else 2)
@@ -835,6 +679,7 @@ class IkeGlue:
             self._maybe_revive(st, a)
             self._maybe_drop_instance(st.conn)
         self._last_sent.pop(a.serial, None)
+        self._unindex_pair(a.serial)
         if a.kind == "ike" and a.serial in self._queued:
             self._fail_queued(a.serial)
         elif a.kind == "child" and st is not None and st.parent in self._queued:
@@ -889,596 +734,6 @@ class IkeGlue:
         iface.transport.sendto(b"\xff", (str(sa.remote[0]), sa.remote[1]))
         self._last_sent[serial] = self.loop.time()
         return True
-
-    # ------------------------------------------------------------------ revival
-
-    def _maybe_revive(self, st: State, a: SaDeleted) -> None:
-        """A connection with UP (auto=start, initiated) whose SAs went away comes back:
-        Libreswan's revival, 0s first then REVIVE_CONN_DELAY (5s) more each attempt up to
-        REVIVE_CONN_DELAY_MAX (300s); an established SA resets the backoff."""
-        conn = st.conn
-        if not getattr(conn, "up", False) or self._closing:
-            return
-        if a.reason in ("deleted", "rekeyed") and a.kind == "child":
-            return  # a rekeyed or operator-deleted Child SA: the IKE SA's fate decides
-        if any(s.serial != st.serial and (s.kind == "ike" or s.established)
-               for s in self.p.states_of(conn)):
-            return  # something else of the connection is still there (e.g. the new SA)
-        why = {"deleted by peer": "received Delete/Notify", "dead peer": "is dead",
-               "timeout": "timed out", "deleted": "was deleted"}.get(a.reason, a.reason or "went away")
-        self._revive_later(conn, why, st.serial)
-
-    def _revive_later(self, conn: Any, why: str, serial: int = 0) -> None:
-        if getattr(conn, "revival_pending", None) is not None:
-            return
-        delay = getattr(conn, "revival_delay", 0.0)
-        conn.revival_delay = min(delay + _REVIVE_DELAY, _REVIVE_DELAY_MAX)
-        conn.revival_attempt = getattr(conn, "revival_attempt", 0) + 1
-        where = f"{conn.prefix} #{serial}" if serial else conn.prefix
-        self.p.log.log(f"{where}: connection is supposed to remain up; "
-                       f"revival attempt {conn.revival_attempt} scheduled in "
-                       f"{int(delay)} seconds")
-        conn.revival_pending = self.loop.call_later(delay, self._revive, conn, why)
-
-    def _cancel_revival(self, conn: Any) -> None:
-        handle = getattr(conn, "revival_pending", None)
-        if handle is not None:
-            handle.cancel()
-            conn.revival_pending = None
-
-    def _revive(self, conn: Any, why: str) -> None:
-        conn.revival_pending = None
-        if not getattr(conn, "up", False) or self.p.conns.get(conn.name) is None \
-                and conn.instance_no is None:
-            return
-        if any(s.kind == "ike" or s.established for s in self.p.states_of(conn)):
-            return
-        self.p.log.log(f"{conn.prefix}: initiating connection '{conn.name}' with serial "
-                       f"${conn.serial} which {why} but must remain up per local policy")
-        try:
-            policy = self.policy_for(conn)
-        except PolicyError as e:
-            self.p.log.log(f"{conn.prefix}: {e}")
-            return
-        if policy.remote_addr is None:
-            return
-        self.start_initiate(conn, None, None)
-
-    def _children_up(self, conn: Any) -> bool:
-        return any(s.kind == "child" and s.established for s in self.p.states_of(conn))
-
-    # ------------------------------------------------------------------ kernel
-
-    def _reqid(self, conn: Any) -> int:
-        """The connection's reqid: the one its trap policies use (routing.conn_reqid)."""
-        got = self._reqids.get(id(conn))
-        if got is None:
-            try:
-                from .routing import conn_reqid
-
-                got = conn_reqid(conn)
-            except ImportError:  # pragma: no cover - routing is part of pluto
-                got = getattr(conn.config, "reqid", None) or self._next_reqid
-                self._next_reqid += 4
-            self._reqids[id(conn)] = got
-        return got
-
-    def _sa_specs(self, st: State, k: ChildSaKeys) -> tuple[SaSpec, SaSpec]:
-        reqid = reqid_for("esp", self._reqid(st.conn))
-        local, remote = k.local[0], k.remote[0]
-        encap_in = Encap(sport=k.remote[1], dport=k.local[1]) if k.encap else None
-        encap_out = Encap(sport=k.local[1], dport=k.remote[1]) if k.encap else None
-        def algs(key: bytes, ikey: bytes) -> tuple[EncrAlg, AuthAlg | None]:
-            encr = EncrAlg(k.encr_name, key, k.icv_bits)
-            auth = AuthAlg(k.integ_name, ikey, k.trunc_bits) if k.integ_name else None
-            return encr, auth
-        e_in, a_in = algs(k.encr_key_in, k.integ_key_in)
-        e_out, a_out = algs(k.encr_key_out, k.integ_key_out)
-        mode = "transport" if k.mode == "transport" else "tunnel"
-        sel_out = _kernel_selectors(k.local_ts, k.remote_ts)[0] if mode == "transport" else None
-        lifetime = _byte_limits(st.conn.config)
-        inbound = SaSpec(remote, local, k.spi_in, "esp", mode, reqid, e_in, a_in,  # type: ignore[arg-type]
-                         replay_window=k.replay_window, esn=k.esn, encap=encap_in, lifetime=lifetime,
-                         selector=sel_out.reversed() if sel_out else None, direction="inbound")
-        outbound = SaSpec(local, remote, k.spi_out, "esp", mode, reqid, e_out, a_out,  # type: ignore[arg-type]
-                          replay_window=k.replay_window, esn=k.esn, encap=encap_out,
-                          lifetime=lifetime,
-                          selector=sel_out, direction="outbound")
-        return inbound, outbound
-
-    async def _install(self, a: InstallChild) -> list[Any]:
-        import errno as _errno
-
-        st = self.p.states.get(a.serial)
-        kernel = self.p.kernel
-        error: str | None = None
-        done: list[tuple[str, Any]] = []
-        if st is None:
-            error = "state vanished"
-        else:
-            k = a.keys
-            try:
-                inbound, outbound = self._sa_specs(st, k)
-                # an SPI from the pool is the kernel's larval SA: fill it in (UPDSA); if the
-                # kernel has dropped it meanwhile, or the SPI is the engine's own, add it
-                reserved = self.spis is not None and self.spis.claim(inbound.dst, inbound.spi)
-                if reserved:
-                    done.append(("sa", inbound))  # ours: undo releases the reservation too
-                    try:
-                        await kernel.update_sa(inbound)
-                    except KernelError as e:
-                        if e.errno != _errno.ESRCH:
-                            raise
-                        done.pop()
-                        reserved = False
-                if not reserved:
-                    await kernel.add_sa(inbound)
-                    done.append(("sa", inbound))
-                await kernel.add_sa(outbound)
-                done.append(("sa", outbound))
-                for spec in self._policy_specs(st, k):
-                    key = _policy_key(spec)
-                    if self._policy_users.get(key, 0) == 0:
-                        await kernel.replace_policy(spec)
-                    self._policy_users[key] = self._policy_users.get(key, 0) + 1
-                    done.append(("policy", spec))
-            except (KernelError, ValueError) as e:
-                error = str(e)
-                self.p.log.log(f"{st.conn.prefix} #{a.serial}: ERROR: {e}",
-                               self._whack_for(a.serial))
-                await self._undo(done)
-            if error is None:
-                st.spi_in, st.spi_out = k.spi_in, k.spi_out
-                await self._updown_up(st)
-        return self.engine.child_installed(a.serial, error, self.loop.time())
-
-    async def _updown_up(self, st: State) -> None:
-        """libreswan(7): prepare and route when the tunnel's clients are first routed,
-        then up; a rekey of an already-up tunnel runs nothing."""
-        conn = st.conn
-        if conn.routing == "routed-tunnel":
-            return
-        w = self._whack_for(st.serial)
-        if not conn.routing.startswith("routed"):
-            await run_updown(self.p, conn, "prepare", st, w)
-            await run_updown(self.p, conn, "route", st, w)
-        await run_updown(self.p, conn, "up", st, w)
-
-    async def _updown_down(self, st: State) -> None:
-        conn = st.conn
-        others = [s for s in self.p.states_of(conn)
-                  if s.kind == "child" and s.established and s.serial != st.serial]
-        if others:
-            return
-        w = self._whack_for(st.serial)
-        await run_updown(self.p, conn, "down", st, w)
-        if not getattr(conn, "trap_policies", None):
-            await run_updown(self.p, conn, "unroute", st, w)
-
-    def _policy_specs(self, st: State, k: ChildSaKeys) -> list[Any]:
-        return self._specs_for(st.conn, k.local_ts, k.remote_ts, k.mode, k.local[0],
-                               k.remote[0])
-
-    def _specs_for(self, conn: Any, local_ts: tuple, remote_ts: tuple, mode: str,
-                   local: Any, remote: Any) -> list[Any]:
-        """The kernel policies of a Child SA: the same for every Child SA of a connection
-        with the same selectors, so built once (ahead of time by the housekeeper)."""
-        key = (id(conn), local_ts, remote_ts, mode, local, remote)
-        got = self._specs.get(key)
-        if got is not None and got[0] is conn:
-            return got[1]
-        reqid = self._reqid(conn)
-        specs = []
-        for sel in _kernel_selectors(local_ts, remote_ts):
-            prio = spd_priority(sel.src, sel.dst, local_port=sel.sport, remote_port=sel.dport,
-                                proto=sel.proto, instance=conn.instance_no is not None,
-                                override=conn.config.priority or 0)
-            specs.extend(ipsec_policies(sel, local, remote, reqid=reqid, priority=prio,
-                                        mode="transport" if mode == "transport" else "tunnel"))
-        if len(self._specs) > 10000:
-            self._specs.clear()
-        self._specs[key] = (conn, specs)
-        return specs
-
-    def _housekeep(self) -> None:
-        """Once a second: pick up connection changes and prepare what every negotiation
-        of a connection needs (engine policy, kernel policy descriptions), as Libreswan
-        does when a connection is added, so that a burst of negotiations does not pay
-        for it."""
-        try:
-            self._sync()
-            for conn, policy in list(self._policies.values()):
-                if policy.remote_addr is not None and policy.local_ts and policy.remote_ts:
-                    try:
-                        self._specs_for(conn, policy.local_ts, policy.remote_ts, policy.mode,
-                                        policy.local_addr, policy.remote_addr)
-                    except ValueError:
-                        pass
-        except Exception as e:  # noqa: BLE001 - housekeeping must never stop
-            self.p.log.debug(f"IKE glue housekeeping: {e!r}")
-        finally:
-            self._housekeeper = self.loop.call_later(1.0, self._housekeep)
-
-    async def _undo(self, done: list[tuple[str, Any]]) -> None:
-        kernel = self.p.kernel
-        for what, spec in reversed(done):
-            try:
-                if what == "sa":
-                    await kernel.delete_sa(spec.dst, spec.spi, spec.proto, missing_ok=True)
-                else:
-                    key = _policy_key(spec)
-                    self._policy_users[key] -= 1
-                    if self._policy_users[key] <= 0:
-                        del self._policy_users[key]
-                        await kernel.delete_policy(spec.selector, spec.direction,
-                                                   missing_ok=True)
-            except KernelError as e:
-                self.p.log.log(f"kernel cleanup failed: {e}")
-
-    async def _restore_traps(self, conn: Any, removed: list[tuple[str, Any]]) -> None:
-        """A routed connection's Child SA replaced its trap policies; once no Child SA
-        uses the selectors any more, put the traps back (routed-ondemand again)."""
-        traps = getattr(conn, "trap_policies", None)
-        if not traps or any(self._policy_users.get(_policy_key(spec), 0)
-                            for _, spec in removed):
-            return
-        for spec in traps:
-            try:
-                await self.p.kernel.replace_policy(spec)
-            except KernelError as e:
-                self.p.log.log(f"{conn.prefix}: could not restore {spec.describe()}: {e}")
-
-    async def _remove(self, a: RemoveChild) -> None:
-        st = self.p.states.get(a.serial)
-        kernel = self.p.kernel
-        k = a.keys
-        local, remote = k.local[0], k.remote[0]
-        in_bytes = out_bytes = 0
-        try:
-            in_bytes = (await kernel.get_sa_counters(local, k.spi_in)).bytes
-            out_bytes = (await kernel.get_sa_counters(remote, k.spi_out)).bytes
-        except KernelError:
-            pass
-        if st is not None:
-            st.in_bytes, st.out_bytes = in_bytes, out_bytes
-            self.p.stats["total.ipsec.traffic.in"] += in_bytes
-            self.p.stats["total.ipsec.traffic.out"] += out_bytes
-            self.p.log.log(f"{st.conn.prefix} #{a.serial}: ESP traffic information: "
-                           f"in={_humber(in_bytes)}B out={_humber(out_bytes)}B",
-                           self._whack_for(a.serial))
-        specs: list[tuple[str, Any]] = []
-        if st is not None:
-            specs = [("policy", p) for p in self._policy_specs(st, k)]
-        await self._undo(specs)
-        if st is not None:
-            await self._restore_traps(st.conn, specs)
-        for dst, spi in ((local, k.spi_in), (remote, k.spi_out)):
-            try:
-                await kernel.delete_sa(dst, spi, "esp", missing_ok=True)
-            except KernelError as e:
-                self.p.log.log(f"kernel refused to delete SA: {e}")
-        if st is not None and st.established:
-            await self._updown_down(st)
-
-    # ------------------------------------------------------------------ whack-facing
-
-    def _states_of(self, conn: Any, kind: str) -> list[State]:
-        return [s for s in self.p.states.of_connection(conn) if s.kind == kind]
-
-    def _wait(self, serial: int) -> asyncio.Future:
-        fut = self.loop.create_future()
-        self._waiters.setdefault(serial, []).append(fut)
-        return fut
-
-    async def initiate(self, conn: Any, w: Any, req: Any) -> None:
-        waiter = self.start_initiate(conn, w, req)
-        if waiter is not None:
-            await waiter
-
-    def start_initiate(self, conn: Any, w: Any, req: Any) -> Any:
-        """Start negotiating for ``conn``; returns an awaitable for the end of it (None when
-        nothing was started or whack need not wait).
-
-        As Libreswan's initiate_connection(): a viable IKE SA with the same peer (same
-        addresses and IDs) gets a new Child SA by CREATE_CHILD_SA if it is established, or
-        the connection is queued on it while it is still being negotiated; otherwise a new
-        IKE SA is negotiated."""
-        try:
-            policy = self.policy_for(conn)
-        except PolicyError as e:
-            self.p.log.log(f"{conn.prefix}: {e}", w, rc.RC_FATAL)
-            return None
-        remote = None
-        host = req.args.get("remote-host") if req is not None else None
-        if host:
-            try:
-                remote = (ipaddress.ip_address(host), policy.remote_port)
-            except ValueError:
-                self.p.log.log(f'{conn.prefix}: remote host "{host}" is not an address', w,
-                               rc.RC_NOPEERIP)
-                return None
-        conn.up = True
-        asynchronous = req is not None and "async" in req.flags
-        released = getattr(w, "released", None)
-        if asynchronous and released is not None and released.done():
-            w = None  # a later connection of an --asynchronous alias: whack has gone
-        parent = self._viable_parent(policy) if remote is None else None
-        now = self.loop.time()
-        if parent is not None and not parent.established:
-            pst = self.p.states.get(parent.serial)
-            prefix = pst.conn.prefix if pst is not None else parent.policy.handle.prefix
-            self.p.log.log(f"{conn.prefix}: queue Child SA; waiting on IKE SA {prefix} "
-                           f"#{parent.serial} negotiating with {parent.remote[0]}", w)
-            done = self.loop.create_future()
-            self._queued.setdefault(parent.serial, []).append(
-                (conn, None if asynchronous else w, done))
-            return self._finish_initiate(done, None, w, asynchronous)
-        if parent is not None:
-            actions = self.engine.initiate_child(policy, parent.serial, now)
-        else:
-            actions = self.engine.initiate(policy, now, remote)
-        return self._track(actions, w, asynchronous)
-
-    def _track(self, actions: list[Any], w: Any, asynchronous: bool) -> Any:
-        """Carry out the actions of a new negotiation, relaying its log to ``w``; returns
-        an awaitable for its end (InitiateDone)."""
-        created = next((x for x in actions if isinstance(x, SaCreated)), None)
-        if created is None or w is None:  # refused before any state existed / no whack
-            self._apply(actions)
-            return None
-        serial = created.serial
-        done = self.loop.create_future()
-        self._done[serial] = done
-        self._whack[serial] = w
-        self._apply(actions)
-        return self._finish_initiate(done, serial, w, asynchronous)
-
-    def _finish_initiate(self, done: asyncio.Future, serial: int | None, w: Any,
-                         asynchronous: bool) -> Any:
-        if w is None:
-            return None
-        if asynchronous:
-            if serial is not None:
-                self._whack.pop(serial, None)
-                self._done.pop(serial, None)
-            w.release()
-            return None
-
-        async def wait() -> None:
-            got = await done
-            if isinstance(got, asyncio.Future):  # queued: the Child SA's own negotiation
-                got = await got
-            await self.drain()
-            if serial is not None:
-                self._whack.pop(serial, None)
-
-        return wait()
-
-    def _viable_parent(self, policy: Policy) -> Any:
-        """Libreswan's find_viable_parent_for_connection(): the newest IKE SA that is either
-        established (and still its connection's newest) or being negotiated by us, whose
-        connection has the same addresses and peer IDs."""
-        best = None
-        v1 = isinstance(policy, V1Policy)
-        for sa in self.engine.all_ike_sas():
-            if sa.dying or getattr(sa, "deleting", False) or getattr(sa, "successor", 0) \
-                    or getattr(sa, "rekey_of", 0):
-                continue
-            other = sa.policy
-            if isinstance(other, V1Policy) != v1:
-                continue  # an IKE SA carries Child SAs of its own IKE version only
-            if v1 and any(getattr(other, k) != getattr(policy, k) for k in _V1_PHASE1):
-                continue  # XAUTH/ModeCfg happen once, in phase 1: no sharing across them
-            if sa.established:
-                if getattr(other.handle, "newest_ike", 0) != sa.serial:
-                    continue  # being replaced, or its connection moved on
-            elif not sa.is_initiator or getattr(sa, "predecessor", 0):
-                continue
-            if (other.local_addr, other.remote_addr) != (policy.local_addr, policy.remote_addr) \
-                    or other.local_id != policy.local_id \
-                    or (other.remote_id is not None and policy.remote_id is not None
-                        and other.remote_id.key != policy.remote_id.key):
-                continue
-            if best is None or sa.serial > best.serial:
-                best = sa
-        return best
-
-    def _start_queued(self, ike_serial: int) -> None:
-        """The IKE SA is usable (its first Child SA is done): start the Child SAs of the
-        connections queued on it, in the order they were queued."""
-        queued = self._queued.pop(ike_serial, None)
-        if not queued:
-            return
-        now = self.loop.time()
-        for conn, w, done in queued:
-            try:
-                policy = self.policy_for(conn)
-            except PolicyError as e:
-                self.p.log.log(f"{conn.prefix}: {e}", w)
-                done.set_result(None)
-                continue
-            actions = self.engine.initiate_child(policy, ike_serial, now)
-            waiter = self._track(actions, w, False) if w is not None else self._apply(actions)
-            if not done.done():
-                done.set_result(asyncio.ensure_future(waiter) if waiter is not None else None)
-
-    def _fail_queued(self, ike_serial: int) -> None:
-        for conn, w, done in self._queued.pop(ike_serial, ()):
-            self.p.log.log(f"{conn.prefix}: IKE SA #{ike_serial} failed; the queued Child SA "
-                           "is abandoned", w)
-            if not done.done():
-                done.set_result(None)
-            if conn.up and not self._closing:
-                self._revive_later(conn, "failed")
-
-    async def terminate(self, conn: Any, w: Any, delete: bool) -> None:
-        now = self.loop.time()
-        conn.up = False  # --down / --delete: clear UP first, so nothing revives
-        self._cancel_revival(conn)
-        for st in self._states_of(conn, "ike"):
-            serial = st.serial
-            others = [c for c in self.p.states.children_of(st) if c.conn is not conn]
-            if others and not delete:
-                # the IKE SA carries other connections' Child SAs: only ours go (below)
-                self.p.log.log(f"{conn.prefix}: note: connection's IKE SA #{serial} will "
-                               f"remain up: in-use by {others[0].conn.prefix} "
-                               f"#{others[0].serial}", w)
-                continue
-            if delete:
-                self._whack[serial] = w
-                self._apply(self.engine.delete_ike(serial, now, notify=True, wait=False))
-                await self.drain()
-                continue
-            children = [c.serial for c in self.p.states.children_of(st)]
-            also = f" (and Child SA #{children[0]})" if len(children) == 1 else (
-                " (and Child SAs " + ", ".join(f"#{c}" for c in children) + ")"
-                if children else "")
-            self.p.log.log(f"{conn.prefix}: initiating delete of connection's IKE SA "
-                           f"#{serial}{also}", w)
-            fut = self._wait(serial)
-            self._whack[serial] = w
-            self._apply(self.engine.delete_ike(serial, now, notify=True, wait=True))
-            await fut
-            await self.drain()
-        for st in self._states_of(conn, "child"):  # on an IKE SA shared with others
-            ike = self.p.states.get(st.parent)
-            if ike is not None and ike.conn is not conn:
-                self.p.log.log(f"{conn.prefix}: initiating delete of connection's Child SA "
-                               f"#{st.serial} using IKE SA {ike.conn.prefix} #{ike.serial}", w)
-                users = [c for c in self.p.states.children_of(ike)
-                         if c.serial != st.serial]
-                why = ["required by UP policy"] if getattr(ike.conn, "up", False) else []
-                if users:
-                    why.append(f"in-use by {users[0].conn.prefix} #{users[0].serial}")
-                if why:
-                    self.p.log.log(f"{conn.prefix}: note: IKE SA {ike.conn.prefix} "
-                                   f"#{ike.serial} will remain up: {'; '.join(why)}", w)
-            else:
-                self.p.log.log(f"{conn.prefix}: initiating delete of connection's Child SA "
-                               f"#{st.serial} using IKE SA #{st.parent}", w)
-            fut = self._wait(st.serial)
-            self._apply(self.engine.delete_child(st.serial, now, notify=True))
-            await fut
-            await self.drain()
-
-    async def delete_state(self, st: State, w: Any, notify: bool = True) -> None:
-        now = self.loop.time()
-        fut = self._wait(st.serial)
-        if st.kind == "ike":
-            self._whack[st.serial] = w
-            self._apply(self.engine.delete_ike(st.serial, now, notify=notify, wait=notify))
-        else:
-            parent = st.parent
-            if parent and parent not in self._whack:
-                self._whack[parent] = w
-            self._apply(self.engine.delete_child(st.serial, now, notify=notify))
-        if self.engine.sa(st.serial) is None and not fut.done():
-            fut.cancel()  # the engine never knew it: just forget the state
-            self.p.states.remove(st)
-        else:
-            await fut
-        await self.drain()
-        if st.kind == "child" and st.parent and self._whack.get(st.parent) is w:
-            self._whack.pop(st.parent, None)
-
-    def on_kernel_event(self, ev: Any) -> None:
-        """The kernel's EXPIRE for a Child SA's byte/packet limits: soft -> rekey the newest
-        Child SA of its connection, hard -> delete it (and tell the peer)."""
-        if not isinstance(ev, ExpireEvent) or ev.spi == 0:
-            return
-        if self.p.impairments.get("ignore-hard-expire" if ev.hard else "ignore-soft-expire"):
-            return
-        st = next((s for s in self.p.states if s.kind == "child" and s.established
-                   and ev.spi in (s.spi_in, s.spi_out)), None)
-        if st is None:
-            return
-        kind = "hard" if ev.hard else "soft"
-        self.p.log.log(f"{st.conn.prefix} #{st.serial}: kernel {kind} expire of {ev.describe()}")
-        if ev.hard:
-            asyncio.ensure_future(self.delete_state(st, None, notify=True))
-        elif st.conn.newest_child == st.serial and st.conn.config.rekey:
-            self._apply(self.engine.rekey_child(st.serial, self.loop.time()))
-
-    async def sa_operation(self, conn: Any, op: str, w: Any, asynchronous: bool) -> None:
-        ike = self.p.states.get(conn.newest_ike) if conn.newest_ike else None
-        child = self.p.states.get(conn.newest_child) if conn.newest_child else None
-        if ike is None and child is not None and child.parent:
-            ike = self.p.states.get(child.parent)  # its Child SA rides another's IKE SA
-        if op in ("rekey-ike", "rekey-child"):
-            what = "IKE" if op == "rekey-ike" else "Child"
-            target = ike if op == "rekey-ike" else child
-            if target is None:
-                w.send(rc.RC_UNKNOWN_NAME, f"{conn.prefix}: connection does not have an "
-                                           f"established {what} SA")
-                return
-            # CREATE_CHILD_SA rekey (reauth=yes: the IKE SA is replaced, make before break)
-            if op == "rekey-ike":
-                actions = self.engine.rekey_ike(target.serial, self.loop.time())
-            else:
-                actions = self.engine.rekey_child(target.serial, self.loop.time())
-            created = next((x for x in actions if isinstance(x, SaCreated)), None)
-            if created is None:
-                self._whack[target.parent or target.serial] = w
-                self._apply(actions)
-                self._whack.pop(target.parent or target.serial, None)
-                return
-            done = self.loop.create_future()
-            self._done[created.serial] = done
-            self._whack[created.serial] = w
-            self._apply(actions)
-            if asynchronous:
-                self._whack.pop(created.serial, None)
-                w.release()
-                return
-            await done
-            await self.drain()
-            self._whack.pop(created.serial, None)
-            return
-        target = ike if op.endswith("-ike") else child
-        if target is None:
-            what = "IKE" if op.endswith("-ike") else "Child"
-            w.send(rc.RC_UNKNOWN_NAME, f"{conn.prefix}: connection does not have an "
-                                       f"established {what} SA")
-            return
-        if op.startswith("down-"):
-            conn.up = False  # ipsec_whack(8): --down-ike/--down-child clear UP first
-        if asynchronous:
-            w.release()
-        await self.delete_state(target, w, notify=True)
-
-    async def redirect(self, conn: Any, targets: str, w: Any) -> None:
-        """Active redirect (``whack --name C --redirect-to GW[,GW...]``): each established
-        IKE SA of the connection (and its instances) is told, by an INFORMATIONAL
-        N(REDIRECT), to go to the next gateway of the list (Libreswan's
-        whack_active_redirect())."""
-        from ..ike.ikev2.redirect import split_targets
-
-        dests = split_targets(targets)
-        if not dests:
-            w.send(rc.RC_COMMENT, f"redirect-to='{targets}' is empty")
-            return
-        now = self.loop.time()
-        count = 0
-        for inst in [conn, *getattr(conn, "instances", {}).values()]:
-            for st in self._states_of(inst, "ike"):
-                if not st.established:
-                    continue
-                actions = self.engine.redirect(st.serial, dests[count % len(dests)], now)
-                if any(isinstance(a, Send) for a in actions):
-                    count += 1
-                self._apply(actions)
-        if count:
-            self.p.log.log(f'redirections sent for {count} tunnels of connection "{conn.name}"',
-                           w)
-        else:
-            self.p.log.log(f'no active tunnels found for connection "{conn.name}"', w)
-
-    def forget_connection(self, conn: Any, w: Any) -> None:
-        now = self.loop.time()
-        conn.up = False
-        self._cancel_revival(conn)
-        for st in self._states_of(conn, "ike"):
-            self._apply(self.engine.delete_ike(st.serial, now, notify=True, wait=False))
 
     async def shutdown(self, leave_state: bool) -> None:
         self._closing = True
@@ -1554,45 +809,3 @@ def _selectors(end: Any) -> tuple[Selector, ...]:
     net = ipaddress.ip_network(host)
     pp = end.protoport
     return (Selector.from_network(net, pp.protocol if pp else 0, pp.port if pp else 0),)
-
-
-def _kernel_selectors(local: Iterable[Selector], remote: Iterable[Selector]) -> list[KSelector]:
-    out = []
-    for ls in local:
-        for rs in remote:
-            lnet, rnet = ls.network(), rs.network()
-            if lnet is None or rnet is None:
-                raise ValueError(f"selector {ls}==={rs} is not a pair of CIDRs")
-            proto = ls.protocol or rs.protocol
-            out.append(KSelector.from_protoport(lnet, rnet, proto, _port(ls), _port(rs)))
-    return out
-
-
-def _port(s: Selector) -> int:
-    if (s.start_port, s.end_port) == (0, 0xFFFF):
-        return 0
-    if s.start_port == s.end_port:
-        return s.start_port
-    raise ValueError(f"port range {s.start_port}-{s.end_port} cannot be a kernel selector")
-
-
-def _policy_key(spec: Any) -> tuple:
-    return (spec.src, spec.dst, spec.proto, spec.sport, spec.dport, spec.direction)
-
-
-def _byte_limits(config: Any) -> Lifetime:
-    """Kernel byte/packet limits from ipsec-max-bytes/-packets; soft at half, as Libreswan."""
-    hard_b = config.ipsec_max_bytes if config.ipsec_max_bytes < 2**63 else XFRM_INF
-    hard_p = config.ipsec_max_packets if config.ipsec_max_packets < 2**63 else XFRM_INF
-    soft_b = hard_b // 2 if hard_b != XFRM_INF else XFRM_INF
-    soft_p = hard_p // 2 if hard_p != XFRM_INF else XFRM_INF
-    return Lifetime(soft_bytes=soft_b, hard_bytes=hard_b, soft_packets=soft_p, hard_packets=hard_p)
-
-
-def _humber(n: int) -> str:
-    """Libreswan's jam_humber: 84, 2Ki, 3Mi ... (binary prefixes, truncated)."""
-    for power, suffix in ((60, "Ei"), (50, "Pi"), (40, "Ti"), (30, "Gi"), (20, "Mi"),
-                          (10, "Ki")):
-        if n > 1 << power:
-            return f"{n >> power}{suffix}"
-    return str(n)

@@ -152,11 +152,14 @@ def _preloaded(end: Any) -> bool:
     return bool(raw) and not str(raw).startswith("%")
 
 
-def _ca_der(ca: Any) -> bytes:
-    """``rightca=`` as the DER DN a CR names (nothing for %same/%any or no CA)."""
-    if not isinstance(ca, str) or ca in ("", "%same", "%any"):
+def _ca_der(ca: Any) -> bytes | None:
+    """``rightca=`` as the DER DN a CR names: None for %same (also implied when unset:
+    the engine names our certificate's issuer), b"" for %any."""
+    if not isinstance(ca, str) or ca in ("", "%same"):
+        return None
+    if ca == "%any":
         return b""
-    from .x509dn import atodn
+    from ..ike.x509dn import atodn
 
     try:
         return atodn(ca)

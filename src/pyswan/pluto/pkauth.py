@@ -24,10 +24,10 @@ from pyswan.ike.constants import IdType
 from pyswan.ike.ikev2.authn import CredentialError, LocalKey, PeerKey
 from pyswan.ike.ikev2.policy import Identity
 from pyswan.ike.pubkey import ckaid_hex
+from pyswan.ike.x509dn import str_dn
 
 from .certchain import CertVerifyError
 from .certstore import CertStore, CertStoreError
-from .x509dn import str_dn
 from .x509ids import cert_subject_der, id_from_payload, str_id
 
 _ALL = (4, 3, 2)  # SHA2_512, SHA2_384, SHA2_256: Libreswan's preference

@@ -56,8 +56,15 @@ class State:
 
 
 class StateTable:
+    """The states by serial, with indexes by connection and by parent (the glue asks for
+    a connection's states and an IKE SA's children on every SA event; scanning all the
+    states each time made a burst of N setups cost O(N^2)).  A state's ``conn`` and
+    ``parent`` change only through :meth:`set_conn` and :meth:`set_parent`."""
+
     def __init__(self) -> None:
         self._states: dict[int, State] = {}
+        self._by_conn: dict[int, dict[int, State]] = {}  # id(conn) -> serial -> state
+        self._by_parent: dict[int, dict[int, State]] = {}  # IKE serial -> its children
         self._serial = 0
 
     def next_serial(self) -> int:
@@ -66,9 +73,28 @@ class StateTable:
 
     def add(self, st: State) -> None:
         self._states[st.serial] = st
+        self._by_conn.setdefault(id(st.conn), {})[st.serial] = st
+        if st.kind == "child":
+            self._by_parent.setdefault(st.parent, {})[st.serial] = st
 
     def remove(self, st: State) -> None:
-        self._states.pop(st.serial, None)
+        if self._states.pop(st.serial, None) is None:
+            return
+        _drop(self._by_conn, id(st.conn), st.serial)
+        if st.kind == "child":
+            _drop(self._by_parent, st.parent, st.serial)
+
+    def set_conn(self, st: State, conn: Any) -> None:
+        if self._states.get(st.serial) is st:
+            _drop(self._by_conn, id(st.conn), st.serial)
+            self._by_conn.setdefault(id(conn), {})[st.serial] = st
+        st.conn = conn
+
+    def set_parent(self, st: State, parent: int) -> None:
+        if self._states.get(st.serial) is st and st.kind == "child":
+            _drop(self._by_parent, st.parent, st.serial)
+            self._by_parent.setdefault(parent, {})[st.serial] = st
+        st.parent = parent
 
     def get(self, serial: int) -> State | None:
         return self._states.get(serial)
@@ -80,10 +106,12 @@ class StateTable:
         return len(self._states)
 
     def of_connection(self, conn: Any) -> list[State]:
-        return [s for s in self if s.conn is conn]
+        got = self._by_conn.get(id(conn))
+        return [got[k] for k in sorted(got)] if got else []
 
     def children_of(self, ike: State) -> list[State]:
-        return [s for s in self if s.kind == "child" and s.parent == ike.serial]
+        got = self._by_parent.get(ike.serial)
+        return [got[k] for k in sorted(got)] if got else []
 
     def counts(self) -> dict[str, int]:
         c = {"ike": 0, "half-open": 0, "open": 0, "authenticated": 0, "anonymous": 0,
@@ -103,3 +131,11 @@ class StateTable:
                 c["ipsec"] += 1
                 c["ipsec-anonymous" if s.anonymous else "ipsec-authenticated"] += 1
         return c
+
+
+def _drop(index: dict[int, dict[int, State]], key: int, serial: int) -> None:
+    bucket = index.get(key)
+    if bucket is not None:
+        bucket.pop(serial, None)
+        if not bucket:
+            del index[key]

@@ -5,7 +5,7 @@
   for DER_ASN1_DN IDs, the subjectAltName for IP, FQDN and USER_FQDN IDs;
 * helpers that read the exact DER of a certificate's subject, issuer and serial.
 
-DN parsing, printing and comparison live in :mod:`pyswan.pluto.x509dn`.
+DN parsing, printing and comparison live in :mod:`pyswan.ike.x509dn`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pyswan.auto.values import (
     ID_USER_FQDN,
 )
 
-from .x509dn import (
+from ..ike.x509dn import (
     PLUTO_NAMES,
     atodn,
     decode_value,

@@ -78,7 +78,7 @@ class RawKeys(Psks):
 
 def rsa_net(**kw) -> Net:
     """west and east with raw RSA keys (fixed test keys, made once)."""
-    wkey, ekey = _rsa_keys()
+    wkey, ekey = rsa_keys()
     rsa = {"local_auth": "rsasig", "remote_auth": "rsasig", "peer_preloaded": True,
            "local_cert": False} | kw
     return Net(make_policy(**rsa), east_policy(**rsa),
@@ -88,7 +88,7 @@ def rsa_net(**kw) -> Net:
 _KEYS: list = []
 
 
-def _rsa_keys() -> tuple:
+def rsa_keys() -> tuple:
     if not _KEYS:
         from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -127,4 +127,4 @@ def xauth_net(client_password: bytes = b"pw", *, modecfg: bool = False,
 
 
 __all__ = ["EAST", "LEASE", "WEST", "Net", "Psks", "RC_DEBUG", "RawKeys", "Users",
-           "east_policy", "make_policy", "rsa_net", "xauth_net"]
+           "east_policy", "make_policy", "rsa_keys", "rsa_net", "xauth_net"]

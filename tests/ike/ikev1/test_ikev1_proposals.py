@@ -76,9 +76,9 @@ def test_no_choice_reasons() -> None:
     with pytest.raises(NoProposalChosen):  # the right suite, the wrong auth method
         select_phase1(offered, ike("aes-sha2;modp2048"), (AuthMethod.RSA_SIG,), 28800)
     two = SA(offered.proposals * 2)
-    with pytest.raises(NoProposalChosen) as e:
+    with pytest.raises(NoProposalChosen) as e:  # phase 1 takes a single proposal
         select_phase1(two, ike(None), (PSK,), 28800)
-    assert e.value.notify == NotifyType.BAD_PROPOSAL_SYNTAX
+    assert e.value.notify == NotifyType.PAYLOAD_MALFORMED
     esp_sa = SA([Proposal(1, ProtocolId.ESP, b"1234", offered.proposals[0].transforms)])
     with pytest.raises(NoProposalChosen) as e:
         select_phase1(esp_sa, ike(None), (PSK,), 28800)

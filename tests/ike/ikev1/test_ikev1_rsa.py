@@ -429,3 +429,19 @@ def test_pkcs7_wrapped_certificates_are_unwrapped(store):
     pk = pkauth.peer_key(store, end("right"), SimpleNamespace(require_id_on_certificate=True),
                          peer, got)
     assert pk.public_key.public_numbers() == PKI.keys.west.public_key().public_numbers()
+
+
+def test_rightca_defaults_to_the_issuer_of_our_certificate(store):
+    """rightca=%same is implied: east (no rightca=) asks in R2 for certificates from the
+    CA that issued its own; with rightca=%any a permanent connection asks nothing."""
+    net = cert_pair(store, east_kw={"peer_ca": None})
+    net.up()
+    r2 = decode_message(_phase1(net, "east->west", Exchange.MAIN)[1])
+    crs = [(p.encoding, p.data) for p in r2.payloads if isinstance(p, CertRequest)]
+    assert crs == [(4, cert_subject_der(PKI.certs.mainca))]
+    assert [d.ok for d in net.west.done] == [True]
+    net = cert_pair(store, east_kw={"peer_ca": b""})
+    net.up()
+    r2 = decode_message(_phase1(net, "east->west", Exchange.MAIN)[1])
+    assert not [p for p in r2.payloads if isinstance(p, CertRequest)]
+    assert [d.ok for d in net.west.done] == [True]  # west sends its cert: sendcert=always

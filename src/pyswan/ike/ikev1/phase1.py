@@ -31,6 +31,7 @@ from ..ikev2.actions import RC_FATAL, SaCreated
 from ..ikev2.message import endpoint_text
 from ..ikev2.policy import Endpoint, Identity, IdentityError, Policy
 from ..ikev2.states import StateInfo
+from ..x509dn import str_dn
 from . import crypto as C
 from . import informational, sigauth
 from . import states as S
@@ -129,10 +130,6 @@ def peer_identity(p: ID) -> Identity:
 def id_text(ident: Identity) -> str:
     """How Libreswan prints an ID; a DN as ``C=CA, O=..., CN=...``."""
     if ident.id_type == 9 and ident.text == ident.data.hex():  # a received DER_ASN1_DN
-        try:  # the DN printer is the daemon's (pure: no I/O, no daemon state)
-            from ...pluto.x509dn import str_dn
-        except ImportError:  # pragma: no cover
-            return ident.text
         try:
             return str_dn(ident.data)
         except ValueError:
@@ -256,9 +253,24 @@ def _peer_preloaded(sa: IsakmpSa) -> bool:
     return bool(knob(sa.policy, "peer_preloaded", False))
 
 
-def _cert_request(sa: IsakmpSa) -> CertRequest:
-    """A CR naming ``rightca=`` (empty when the connection names no CA)."""
-    return CertRequest(CertEncoding.X509_SIGNATURE, bytes(knob(sa.policy, "peer_ca", b"")))
+def _peer_ca(engine: Engine, sa: IsakmpSa) -> bytes:
+    """``rightca=`` as a DER DN; ``%same`` (implied when unset) is the issuer of our own
+    certificate; empty for ``%any`` or when there is nothing to name."""
+    ca = knob(sa.policy, "peer_ca", None)
+    if ca is not None:
+        return bytes(ca)  # type: ignore[arg-type]
+    if not _rsa(sa) or not knob(sa.policy, "local_cert", True):
+        return b""
+    try:
+        certs = sigauth.local_key(engine.credentials, sa.policy).certs
+    except sigauth.SigAuthError:
+        return b""
+    return sigauth.issuer_der(certs[0]) if certs else b""
+
+
+def _cert_request(engine: Engine, sa: IsakmpSa) -> CertRequest:
+    """A CR naming the CA we expect (empty when the connection names none)."""
+    return CertRequest(CertEncoding.X509_SIGNATURE, _peer_ca(engine, sa))
 
 
 def _sign(engine: Engine, sa: IsakmpSa, hash_value: bytes
@@ -528,7 +540,7 @@ def _aggr_initiate(engine: Engine, sa: IsakmpSa, sent: SA, now: float) -> Isakmp
     cr: list[IsakmpPayload] = []
     if _rsa(sa) and not _peer_preloaded(sa) and _have_cert(engine, sa):
         engine.log(sa.serial, "I am sending a certificate request")
-        cr = [_cert_request(sa)]
+        cr = [_cert_request(engine, sa)]
     wire = encode_message(Header(sa.icookie, sa.rcookie, 0, Exchange.AGGRESSIVE, 0, 0),
                           [sent, KE(sa.gxi), Nonce(sa.ni), idp] + cr + _vids())
     _request(engine, sa, b"", wire, now)
@@ -757,9 +769,9 @@ def _main_inI2(engine: Engine, sa: IsakmpSa, msg: Message, data: bytes, local: E
     # with signatures, ask for the initiator's certificate unless its key is preloaded:
     # naming rightca=, or (a template) with an empty CR
     cr: list[IsakmpPayload] = []
-    if _rsa(sa) and not _peer_preloaded(sa) and (knob(sa.policy, "peer_ca", b"")
+    if _rsa(sa) and not _peer_preloaded(sa) and (_peer_ca(engine, sa)
                                                  or sa.policy.is_template):
-        cr = [_cert_request(sa)]
+        cr = [_cert_request(engine, sa)]
     wire = encode_message(Header(sa.icookie, sa.rcookie, 0, Exchange.MAIN, 0, 0),
                           [KE(sa.gxr), Nonce(sa.nr)] + cr + _natd(sa))
     _reply(engine, sa, data, wire)
@@ -801,7 +813,7 @@ def _main_inR2(engine: Engine, sa: IsakmpSa, msg: Message, data: bytes, local: E
         payloads += _cert_payloads(engine, sa, certs, chain=True)
         if _send_cert(sa, certs) and not _peer_preloaded(sa):
             engine.log(sa.serial, "I am sending a certificate request")
-            payloads.append(_cert_request(sa))
+            payloads.append(_cert_request(engine, sa))
         payloads.append(sig)
     else:
         payloads.append(Hash(_hash_i(sa, sa.id_b)))
@@ -835,9 +847,9 @@ def _main_inI3(engine: Engine, sa: IsakmpSa, msg: Message, data: bytes, local: E
     assert isinstance(idp, ID)
     _refine(engine, sa, idp)
     if _rsa(sa):
-        # the peer's ID names the key that verifies its signature: check it first
-        # the notifications below are encrypted after I3, as the initiator expects
-        # (Libreswan takes I3's IV before looking at it)
+        # the peer's ID names the key that verifies its signature: check it first.  A
+        # failure's notification is encrypted with the IV that follows I3, as the
+        # initiator expects (Libreswan takes I3's IV before looking at it)
         peer = _check_peer_id(engine, sa, idp)
         if peer is None:
             sa.iv = next_iv
@@ -988,7 +1000,7 @@ def _aggr_respond(engine: Engine, sa: IsakmpSa, msg: Message, data: bytes, reply
                               line="I am sending my certificate")
         if _send_cert(sa, certs) and not _peer_preloaded(sa):
             engine.log(sa.serial, "I am sending a certificate request")
-            auth.append(_cert_request(sa))
+            auth.append(_cert_request(engine, sa))
         auth.append(sig)
     else:
         auth = [Hash(_hash_r(sa, sa.id_b))]

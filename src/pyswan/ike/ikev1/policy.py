@@ -26,9 +26,10 @@ class V1Policy(Policy):
     modecfg_lease: str | None = None  # the address given to the peer (rightaddresspool=)
     modecfg_dns: tuple[str, ...] = ()  # modecfgdns=
     # RSA signatures (authby=rsasig): is the peer's key preloaded (rightrsasigkey=,
-    # rightcert=)?  Then no CR is sent.  peer_ca: rightca='s DER DN, named in our CRs
+    # rightcert=)?  Then no CR is sent.  peer_ca: rightca='s DER DN, named in our CRs;
+    # None is %same (the default): the issuer of our own certificate; b"" is %any
     peer_preloaded: bool = False
-    peer_ca: bytes = b""
+    peer_ca: bytes | None = None
     local_cert: bool = True  # leftcert=/leftckaid=: a certificate of ours may be sent
 
 

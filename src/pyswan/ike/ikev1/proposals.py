@@ -190,6 +190,10 @@ def select_phase1(sa: SA, ike: ProposalSet, auth_methods: tuple[int, ...],
                   max_lifetime: float) -> Phase1Choice:
     """The responder's choice among the peer's phase 1 transforms (raises
     :class:`NoProposalChosen` or, for syntax errors, ``IsakmpDecodeError``)."""
+    if len(sa.proposals) != 1:  # Libreswan's wording and notification
+        raise NoProposalChosen("Proposal Payload must be alone in Oakley SA; found "
+                               "ISAKMP_NEXT_P following Proposal",
+                               NotifyType.PAYLOAD_MALFORMED)
     prop = _single_proposal(sa, ProtocolId.ISAKMP)
     if prop.spi and len(prop.spi) != 16:
         raise NoProposalChosen("phase 1 proposal SPI size", NotifyType.INVALID_SPI)

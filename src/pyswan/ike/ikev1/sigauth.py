@@ -19,6 +19,7 @@ import hmac
 import secrets
 from typing import Any
 
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
@@ -99,6 +100,14 @@ def raw_rsa_verify(key: rsa.RSAPublicKey, data: bytes, signature: bytes) -> bool
     except (InvalidSignature, ValueError):
         return False
     return hmac.compare_digest(recovered, data)
+
+
+def issuer_der(cert_der: bytes) -> bytes:
+    """The issuer DN of a certificate, as encoded in it (b"" if it does not parse)."""
+    try:
+        return x509.load_der_x509_certificate(cert_der).issuer.public_bytes()
+    except ValueError:
+        return b""
 
 
 def describe(key: rsa.RSAPublicKey) -> str:

@@ -233,6 +233,7 @@ def _rekey_ike(eng: Engine, sa: IkeSa, inb: Inbound, sa_p: SA, ni: bytes, ke: KE
     ours = eng.ike_sas.get(sa.successor) if sa.successor else None
     if ours is not None and ours.rekey_of == sa.serial:
         sa.collision = new.serial  # both ends rekey it: RFC 7296 2.8.1 decides
+        new.collision_of = sa.serial
     else:
         sa.successor = new.serial  # rekeyed: it only waits for the peer's delete now
     _move_children(eng, sa, new, now)  # the Child SAs now belong to the new IKE SA
@@ -664,8 +665,8 @@ def redundant_ike_deleted(eng: Engine, sa: IkeSa, now: float) -> None:
     """The peer deletes ``sa``, the IKE SA its rekey made while our rekey of the same IKE
     SA runs: it lost the collision (RFC 7296 2.8.1).  The Child SAs go back to the old
     IKE SA, for our rekey to take over when its response comes."""
-    old = next((o for o in eng.ike_sas.values() if o.collision == sa.serial), None)
-    if old is None or old.dying:
+    old = eng.ike_sas.get(sa.collision_of) if sa.collision_of else None
+    if old is None or old.dying or old.collision != sa.serial:
         return
     old.collision = 0
     _move_children(eng, sa, old, now)

@@ -149,6 +149,9 @@ class Engine:
         self.ike_sas: dict[int, IkeSa] = {}
         self.children: dict[int, ChildSa] = {}
         self._by_spi: dict[bytes, IkeSa] = {}  # our IKE SPI -> SA
+        #: IKE SA serials by connection name (a template's instances share its name): what
+        #: uniqueids looks through, instead of every IKE SA
+        self.by_name: dict[str, set[int]] = {}
         self._halfopen: dict[tuple[bytes, Endpoint], IkeSa] = {}  # responder: (SPIi, peer)
         self._child_spis: set[int] = set()  # inbound SPIs in use
         self._out: list[Action] = []
@@ -393,6 +396,10 @@ class Engine:
 
     def switch_policy(self, sa: IkeSa, policy: Policy) -> None:
         """Move the SA to a better fitting connection (responder, IKE_AUTH)."""
+        if policy.name != sa.policy.name:
+            self._name_index(sa, add=False)
+            sa.policy = policy
+            self._name_index(sa, add=True)
         sa.policy = policy
         self._out.append(PolicySwitched(sa.serial, policy))
 
@@ -408,6 +415,19 @@ class Engine:
             self.halfopen += 1
         self.ike_sas[sa.serial] = sa
         self._by_spi[sa.our_spi] = sa
+        self._name_index(sa, add=True)
+
+    def _name_index(self, sa: IkeSa, add: bool) -> None:
+        serials = self.by_name.setdefault(sa.policy.name, set()) if add else \
+            self.by_name.get(sa.policy.name)
+        if serials is None:
+            return
+        if add:
+            serials.add(sa.serial)
+            return
+        serials.discard(sa.serial)
+        if not serials:
+            del self.by_name[sa.policy.name]
 
     def random_spi(self) -> bytes:
         while True:
@@ -530,6 +550,7 @@ class Engine:
                 self.teardown_ike(succ, reason)
         if self._by_spi.get(sa.our_spi) is sa:
             del self._by_spi[sa.our_spi]
+        self._name_index(sa, add=False)
         if not sa.is_initiator:
             key = (sa.spi_i, sa.remote)
             if self._halfopen.get(key) is sa:

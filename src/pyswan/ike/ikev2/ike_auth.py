@@ -293,7 +293,8 @@ def wipe_old(eng: Engine, sa: IkeSa, now: float) -> None:
         return
     new_null = policy.remote_auth == "null"
     doomed: set[int] = set()
-    for other in list(eng.ike_sas.values()):
+    for serial in list(eng.by_name.get(policy.name, ())):
+        other = eng.ike_sas[serial]
         op = other.policy
         if (other is sa or other.dying or op.handle is policy.handle or op.name != policy.name
                 or op.is_template or op.remote_id is None

@@ -56,7 +56,10 @@ class ChildSa:
     # CREATE_CHILD_SA (rekey.py / create_child_sa.py)
     replaces: int = 0  # the Child SA this one rekeys (0: a new Child SA)
     successor: int = 0  # the Child SA that rekeyed this one (it no longer rekeys)
-    collision: int = 0  # the peer's rekey of this Child SA while ours runs
+    # on our own rekey Child SA: the peer's rekey of the same old SA that crossed it (RFC
+    # 7296 2.8.1 compares nonces once both are known); on a collision loser: the winner,
+    # while our delete of the loser is under way
+    collision: int = 0
     ccsa: bool = False  # we initiate it with CREATE_CHILD_SA (not IKE_AUTH)
     initiated: bool = False  # someone awaits InitiateDone for it
     ni: bytes = b""
@@ -125,6 +128,7 @@ class IkeSa:
     successor: int = 0  # the IKE SA replacing this one, while it is being negotiated
     dying: bool = False  # torn down
     rekey_of: int = 0  # larval: the IKE SA this CREATE_CHILD_SA rekey replaces
+    collision_of: int = 0  # the peer's rekey that crossed ours: the IKE SA both rekeyed
     collision: int = 0  # the IKE SA the peer's rekey of this one made while ours runs
     timers: dict[str, float] = field(default_factory=dict)  # event -> deadline
 

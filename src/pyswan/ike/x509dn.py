@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from ..ike.der import oid_body, oid_text, tlv
+from .der import oid_body, oid_text, tlv
 
 __all__ = [
     "Ava", "parse_name", "str_dn", "nss_dn", "atodn", "dn_has_wildcards", "match_dn",
