@@ -59,12 +59,6 @@ from scenario import LABELS, PairResult  # noqa: E402
 # per peer: Libreswan 4.10 cannot rekey with a PFS group other than the IKE SA's (netlab)
 REKEY_SUITES = {"strongswan": "rekey-pfs", "libreswan": "rekey-pfs-ike-group"}
 DPD_SUITE = "aesgcm-x25519"
-# A known pyswan bug the wire check finds in every cell where strongSwan initiates (the
-# tests mark those cells xfail, strict, with this reason).
-PORT_BUG = ("pyswan answers requests that came to port 4500 from port 500 to port 500 when no "
-            "NAT was detected (strongSwan floats to 4500 in IKE_AUTH anyway): "
-            "src/pyswan/ike/ikev2/engine.py only follows the peer's endpoints with NAT; "
-            "strongSwan's later requests then go astray (its Delete after an IKE rekey)")
 DPD_DELAY, DPD_TIMEOUT = 1, 5  # seconds: pyswan dpddelay= / retransmit-timeout=
 
 

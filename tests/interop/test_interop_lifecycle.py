@@ -25,7 +25,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from lifecycle import PORT_BUG, run_dpd, run_rekey
+from lifecycle import run_dpd, run_rekey
 from matrix import cell_name
 from netlab import require_peers
 
@@ -33,10 +33,7 @@ pytestmark = [pytest.mark.interop, pytest.mark.root]
 
 SCENARIOS = {"rekey-pfs": run_rekey, "dpd-delete": run_dpd}
 # Cells that fail because of a known pyswan bug: strict, so a fix shows up as XPASS.
-KNOWN_BUGS: dict[tuple[str, str, str], str] = {
-    ("rekey-pfs", "strongswan", "responder"): PORT_BUG,
-    ("dpd-delete", "strongswan", "responder"): PORT_BUG,
-}
+KNOWN_BUGS: dict[tuple[str, str, str], str] = {}
 CELLS = [
     pytest.param(row, peer, role, id=f"{row}-pyswan-{role}-{peer}",
                  marks=[pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[(row, peer, role)])]

@@ -26,7 +26,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from lifecycle import PORT_BUG
 from matrix import cell_name
 from netlab import require_peers
 from scenario import PairResult
@@ -158,8 +157,8 @@ def test_qemu_cell(name: str, guest: GuestRun, record_cell) -> None:
         assert len(counts) >= 2 and all(counts), f"no traffic counted: {note}\n{message}"
 
 
-# Known pyswan bug (strict: a fix shows as XPASS): see test_interop_lifecycle.PORT_BUG.
-QEMU_KNOWN_BUGS = {"rekey-pyswan-responder-strongswan": PORT_BUG}
+# Known pyswan bugs (strict: a fix shows as XPASS).
+QEMU_KNOWN_BUGS: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("name", [

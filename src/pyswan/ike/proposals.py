@@ -81,6 +81,10 @@ class ProposalSet:
     ike_version: int = 2
     defaulted: bool = False
     warnings: tuple[str, ...] = ()
+    # compress=yes: Child SAs negotiated with these proposals also offer IPCOMP (DEFLATE,
+    # RFC 7296 2.22); a Child SA setting, carried here as the engine's Policy takes its
+    # Child SA configuration from this set
+    ipcomp: bool = False
 
     def __iter__(self) -> Iterator[Proposal]:
         return iter(self.proposals)

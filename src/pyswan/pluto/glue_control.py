@@ -203,6 +203,9 @@ class ControlGlue:
         now = self.loop.time()
         conn.up = False  # --down / --delete: clear UP first, so nothing revives
         self._cancel_revival(conn)
+        # only what exists now: while we wait for the deletes, a peer may already be
+        # setting up new SAs for the connection (its revival), which are not ours to touch
+        children = [st.serial for st in self._states_of(conn, "child")]
         for st in self._states_of(conn, "ike"):
             serial = st.serial
             others = [c for c in self.p.states.children_of(st) if c.conn is not conn]
@@ -228,7 +231,8 @@ class ControlGlue:
             self._apply(self.engine.delete_ike(serial, now, notify=True, wait=True))
             await fut
             await self.drain()
-        for st in self._states_of(conn, "child"):  # on an IKE SA shared with others
+        for st in [s for s in map(self.p.states.get, children) if s is not None]:
+            # on an IKE SA shared with others
             ike = self.p.states.get(st.parent)
             if ike is not None and ike.conn is not conn:
                 self.p.log.log(f"{conn.prefix}: initiating delete of connection's Child SA "

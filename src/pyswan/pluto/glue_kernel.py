@@ -50,26 +50,51 @@ class KernelGlue:
         return got
 
     def _sa_specs(self, st: State, k: ChildSaKeys) -> tuple[SaSpec, SaSpec]:
-        reqid = reqid_for("esp", self._reqid(st.conn))
+        """The ESP (or AH) SA of each direction."""
+        proto = "ah" if k.protocol == "ah" else "esp"
+        reqid = reqid_for(proto, self._reqid(st.conn))
         local, remote = k.local[0], k.remote[0]
-        encap_in = Encap(sport=k.remote[1], dport=k.local[1]) if k.encap else None
-        encap_out = Encap(sport=k.local[1], dport=k.remote[1]) if k.encap else None
-        def algs(key: bytes, ikey: bytes) -> tuple[EncrAlg, AuthAlg | None]:
-            encr = EncrAlg(k.encr_name, key, k.icv_bits)
+        # AH has no UDP encapsulation (it authenticates the outer header NAT rewrites)
+        encap_in = Encap(sport=k.remote[1], dport=k.local[1]) if k.encap and proto == "esp" \
+            else None
+        encap_out = Encap(sport=k.local[1], dport=k.remote[1]) if k.encap and proto == "esp" \
+            else None
+        def algs(key: bytes, ikey: bytes) -> tuple[EncrAlg | None, AuthAlg | None]:
+            encr = EncrAlg(k.encr_name, key, k.icv_bits) if proto == "esp" else None
             auth = AuthAlg(k.integ_name, ikey, k.trunc_bits) if k.integ_name else None
             return encr, auth
         e_in, a_in = algs(k.encr_key_in, k.integ_key_in)
         e_out, a_out = algs(k.encr_key_out, k.integ_key_out)
         mode = "transport" if k.mode == "transport" else "tunnel"
         sel_out = _kernel_selectors(k.local_ts, k.remote_ts)[0] if mode == "transport" else None
+        # only the innermost SA of a bundle carries tunnel mode: with IPCOMP that is the
+        # IPCOMP SA (kernel_xfrm.c), matching the policy's templates
+        sa_mode = "transport" if k.cpi_in else mode
         lifetime = _byte_limits(st.conn.config)
-        inbound = SaSpec(remote, local, k.spi_in, "esp", mode, reqid, e_in, a_in,  # type: ignore[arg-type]
+        inbound = SaSpec(remote, local, k.spi_in, proto, sa_mode, reqid, e_in, a_in,  # type: ignore[arg-type]
                          replay_window=k.replay_window, esn=k.esn, encap=encap_in, lifetime=lifetime,
                          selector=sel_out.reversed() if sel_out else None, direction="inbound")
-        outbound = SaSpec(local, remote, k.spi_out, "esp", mode, reqid, e_out, a_out,  # type: ignore[arg-type]
+        outbound = SaSpec(local, remote, k.spi_out, proto, sa_mode, reqid, e_out, a_out,  # type: ignore[arg-type]
                           replay_window=k.replay_window, esn=k.esn, encap=encap_out,
                           lifetime=lifetime,
                           selector=sel_out, direction="outbound")
+        return inbound, outbound
+
+    def _comp_specs(self, st: State, k: ChildSaKeys) -> tuple[SaSpec, SaSpec] | None:
+        """The IPCOMP SAs (DEFLATE, CPI as SPI) of a Child SA that agreed on compression."""
+        if not k.cpi_in:
+            return None
+        reqid = reqid_for("comp", self._reqid(st.conn))
+        local, remote = k.local[0], k.remote[0]
+        mode = "transport" if k.mode == "transport" else "tunnel"
+        sel_out = _kernel_selectors(k.local_ts, k.remote_ts)[0] if mode == "transport" else None
+        lifetime = _byte_limits(st.conn.config)
+        inbound = SaSpec(remote, local, k.cpi_in, "comp", mode, reqid, comp="deflate",
+                         replay_window=0, lifetime=lifetime,
+                         selector=sel_out.reversed() if sel_out else None, direction="inbound")
+        outbound = SaSpec(local, remote, k.cpi_out, "comp", mode, reqid, comp="deflate",
+                          replay_window=0, lifetime=lifetime, selector=sel_out,
+                          direction="outbound")
         return inbound, outbound
 
     async def _install(self, a: InstallChild) -> list[Any]:
@@ -85,9 +110,14 @@ class KernelGlue:
             k = a.keys
             try:
                 inbound, outbound = self._sa_specs(st, k)
+                for comp in self._comp_specs(st, k) or ():  # innermost first, as Libreswan
+                    await kernel.add_sa(comp)
+                    done.append(("sa", comp))
                 # an SPI from the pool is the kernel's larval SA: fill it in (UPDSA); if the
                 # kernel has dropped it meanwhile, or the SPI is the engine's own, add it
                 reserved = self.spis is not None and self.spis.claim(inbound.dst, inbound.spi)
+                # the pool reserves ESP SPIs: an AH SA is added beside the larval one
+                reserved = reserved and inbound.proto == "esp"
                 if reserved:
                     done.append(("sa", inbound))  # ours: undo releases the reservation too
                     try:
@@ -115,6 +145,7 @@ class KernelGlue:
                 await self._undo(done)
             if error is None:
                 st.spi_in, st.spi_out = k.spi_in, k.spi_out
+                st.protocol = "AH" if k.protocol == "ah" else "ESP"  # status, trafficstatus
                 await self._updown_up(st)
         return self.engine.child_installed(a.serial, error, self.loop.time())
 
@@ -143,13 +174,14 @@ class KernelGlue:
 
     def _policy_specs(self, st: State, k: ChildSaKeys) -> list[Any]:
         return self._specs_for(st.conn, k.local_ts, k.remote_ts, k.mode, k.local[0],
-                               k.remote[0])
+                               k.remote[0], _protos(k.protocol, bool(k.cpi_in)))
 
     def _specs_for(self, conn: Any, local_ts: tuple, remote_ts: tuple, mode: str,
-                   local: Any, remote: Any) -> list[Any]:
+                   local: Any, remote: Any, protos: tuple[str, ...] = ("esp",)) -> list[Any]:
         """The kernel policies of a Child SA: the same for every Child SA of a connection
-        with the same selectors, so built once (ahead of time by the housekeeper)."""
-        key = (id(conn), local_ts, remote_ts, mode, local, remote)
+        with the same selectors, so built once (ahead of time by the housekeeper).
+        ``protos``: the bundle's templates (IPCOMP before ESP or AH)."""
+        key = (id(conn), local_ts, remote_ts, mode, local, remote, protos)
         got = self._specs.get(key)
         if got is not None and got[0] is conn:
             return got[1]
@@ -160,7 +192,8 @@ class KernelGlue:
                                 proto=sel.proto, instance=conn.instance_no is not None,
                                 override=conn.config.priority or 0)
             specs.extend(ipsec_policies(sel, local, remote, reqid=reqid, priority=prio,
-                                        mode="transport" if mode == "transport" else "tunnel"))
+                                        mode="transport" if mode == "transport" else "tunnel",
+                                        protos=protos))  # type: ignore[arg-type]
         if len(self._specs) > 10000:
             self._specs.clear()
         self._specs[key] = (conn, specs)
@@ -173,13 +206,23 @@ class KernelGlue:
         for it."""
         try:
             self._sync()
+            # policies prepared before are skipped: looking their specs up again would hash
+            # every connection's selectors each second (O(N) ipaddress hashing for nothing)
+            prepared = self._prepared if len(self._specs) >= len(self._prepared) else {}
+            self._prepared = {}
             for conn, policy in list(self._policies.values()):
+                if prepared.get(id(policy)) is policy:
+                    self._prepared[id(policy)] = policy
+                    continue
                 if policy.remote_addr is not None and policy.local_ts and policy.remote_ts:
                     try:
                         self._specs_for(conn, policy.local_ts, policy.remote_ts, policy.mode,
-                                        policy.local_addr, policy.remote_addr)
+                                        policy.local_addr, policy.remote_addr,
+                                        _protos(policy.esp.protocol.lower(),
+                                                getattr(policy.esp, "ipcomp", False)))
                     except ValueError:
                         pass
+                self._prepared[id(policy)] = policy
         except Exception as e:  # noqa: BLE001 - housekeeping must never stop
             self.p.log.debug(f"IKE glue housekeeping: {e!r}")
         finally:
@@ -219,17 +262,25 @@ class KernelGlue:
         kernel = self.p.kernel
         k = a.keys
         local, remote = k.local[0], k.remote[0]
-        in_bytes = out_bytes = 0
-        try:
-            in_bytes = (await kernel.get_sa_counters(local, k.spi_in)).bytes
-            out_bytes = (await kernel.get_sa_counters(remote, k.spi_out)).bytes
-        except KernelError:
-            pass
-        if st is not None:
-            st.in_bytes, st.out_bytes = in_bytes, out_bytes
-            self.p.stats["total.ipsec.traffic.in"] += in_bytes
-            self.p.stats["total.ipsec.traffic.out"] += out_bytes
-            self.p.log.log(f"{st.conn.prefix} #{a.serial}: ESP traffic information: "
+        proto = "ah" if k.protocol == "ah" else "esp"
+        sas = [(proto, k.spi_in, k.spi_out)]
+        if k.cpi_in:
+            sas.append(("comp", k.cpi_in, k.cpi_out))
+        for i, (what, spi_in, spi_out) in enumerate(sas):
+            in_bytes = out_bytes = 0
+            try:
+                in_bytes = (await kernel.get_sa_counters(local, spi_in, what)).bytes  # type: ignore[arg-type]
+                out_bytes = (await kernel.get_sa_counters(remote, spi_out, what)).bytes  # type: ignore[arg-type]
+            except KernelError:
+                pass
+            if st is None:
+                continue
+            if i == 0:  # the Child SA's own counters (status, stats)
+                st.in_bytes, st.out_bytes = in_bytes, out_bytes
+                self.p.stats["total.ipsec.traffic.in"] += in_bytes
+                self.p.stats["total.ipsec.traffic.out"] += out_bytes
+            name = {"esp": "ESP", "ah": "AH", "comp": "IPCOMP"}[what]
+            self.p.log.log(f"{st.conn.prefix} #{a.serial}: {name} traffic information: "
                            f"in={_humber(in_bytes)}B out={_humber(out_bytes)}B",
                            self._whack_for(a.serial))
         specs: list[tuple[str, Any]] = []
@@ -238,13 +289,20 @@ class KernelGlue:
         await self._undo(specs)
         if st is not None:
             await self._restore_traps(st.conn, specs)
-        for dst, spi in ((local, k.spi_in), (remote, k.spi_out)):
-            try:
-                await kernel.delete_sa(dst, spi, "esp", missing_ok=True)
-            except KernelError as e:
-                self.p.log.log(f"kernel refused to delete SA: {e}")
+        for what, spi_in, spi_out in sas:
+            for dst, spi in ((local, spi_in), (remote, spi_out)):
+                try:
+                    await kernel.delete_sa(dst, spi, what, missing_ok=True)  # type: ignore[arg-type]
+                except KernelError as e:
+                    self.p.log.log(f"kernel refused to delete SA: {e}")
         if st is not None and st.established:
             await self._updown_down(st)
+
+
+def _protos(protocol: str, ipcomp: bool) -> tuple[str, ...]:
+    """A Child SA's policy templates: IPCOMP (compress=yes, agreed) then ESP or AH."""
+    main = "ah" if protocol == "ah" else "esp"
+    return ("comp", main) if ipcomp else (main,)
 
 
 def _kernel_selectors(local: Iterable[Selector], remote: Iterable[Selector]) -> list[KSelector]:

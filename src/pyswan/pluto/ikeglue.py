@@ -159,6 +159,7 @@ class IkeGlue(ControlGlue, KernelGlue):
         self._next_reqid = _REQID_BASE
         self._policy_users: dict[tuple, int] = {}  # installed kernel policy -> children
         self._specs: dict[tuple, tuple[Any, list[Any]]] = {}  # kernel policies per selectors
+        self._prepared: dict[int, Policy] = {}  # id(policy) -> policy (housekeeper)
         self._housekeeper = self.loop.call_later(1.0, self._housekeep)
         self._closing = False  # shutting down: no revival
         self._last_sent: dict[int, float] = {}  # IKE SA serial -> when we last sent to it
@@ -235,15 +236,28 @@ class IkeGlue(ControlGlue, KernelGlue):
         if remote_id is None and that.id is not None and that.id.kind not in (0, -3) and not (
                 that.id_from_host and that.host_addr is None):
             remote_id = _identity(that.id, that.host_addr, that.id_from_host)
-        esp_text = cfg.esp if cfg.esp is not None else cfg.phase2alg
-        if cfg.phase2 == "ah":
-            raise PolicyError("phase2=ah is not supported by the IKEv2 engine yet")
+        # phase2=ah: the Child SA proposals are ah= (or phase2alg=); the engine takes the
+        # protocol from the proposal set
+        kind = "ah" if cfg.phase2 == "ah" else "esp"
+        if kind == "ah" and cfg.ike_version == 1:
+            raise PolicyError("phase2=ah is not supported by the IKEv1 engine yet")
+        child_text = (cfg.ah if kind == "ah" else cfg.esp)
+        child_text = child_text if child_text is not None else cfg.phase2alg
+        child_proposals = self._proposal(kind, child_text, cfg.pfs)
+        if getattr(cfg, "compress", False) and cfg.ike_version != 1:
+            key = (kind + "+ipcomp", child_text, cfg.pfs)  # shared like the plain set
+            got = self._proposals.get(key)
+            if got is None:
+                from dataclasses import replace
+
+                got = self._proposals[key] = replace(child_proposals, ipcomp=True)
+            child_proposals = got
         policy = Policy(
             name=conn.name, handle=conn, local_addr=this.host_addr,
             remote_addr=that.host_addr, local_port=this.ikeport or default_port,
             remote_port=that.ikeport or default_port, local_id=local_id, remote_id=remote_id,
             ike=self._proposal("ike", cfg.ike, True),
-            esp=self._proposal("esp", esp_text, cfg.pfs),
+            esp=child_proposals,
             local_auth=_authby(this, cfg), remote_auth=_authby(that, cfg),
             local_ts=addresspool.pool_selectors(this) or _selectors(this),
             remote_ts=addresspool.pool_selectors(that) or _selectors(that),
@@ -276,6 +290,7 @@ class IkeGlue(ControlGlue, KernelGlue):
         return addr
 
     def receive(self, iface: Any, data: bytes, addr: tuple) -> None:
+        held = self.p.log.hold()  # the datagram's log lines go out in one write
         try:
             self._sync()
             # whack --ddos-*, --global-redirect*: the engine decides per IKE_SA_INIT request
@@ -288,9 +303,13 @@ class IkeGlue(ControlGlue, KernelGlue):
                 self._apply(actions)
         except Exception as e:  # noqa: BLE001 - never let a datagram take the loop down
             self.p.log.log(f"EXPECTATION FAILED: datagram from {addr[0]}:{addr[1]}: {e!r}")
+        finally:
+            if held:
+                self.p.log.release()
 
     def _fire(self, serial: int, event: str) -> None:
         self._timers.pop((serial, event), None)
+        held = self.p.log.hold()
         try:
             if event == "RETRANSMIT":
                 # the answer may be sitting unread in a socket buffer (asyncio reads one
@@ -303,6 +322,9 @@ class IkeGlue(ControlGlue, KernelGlue):
             self._apply(self.engine.timer(serial, event, self.loop.time()))
         except Exception as e:  # noqa: BLE001 - a timer must not take the loop down
             self.p.log.log(f"EXPECTATION FAILED: #{serial} {event} timer: {e!r}")
+        finally:
+            if held:
+                self.p.log.release()
 
     def _read_pending(self, limit: int = 64) -> None:
         for iface in list(self.p.interfaces):

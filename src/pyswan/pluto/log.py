@@ -35,6 +35,9 @@ class Logger:
         self.logfile = logfile
         self.use_syslog = use_syslog and not stderr and not logfile
         self.debugging: set[str] = set()
+        # lines held while one datagram or timer is processed (hold/release): written with
+        # one write() instead of one system call per line
+        self._held: list[str] | None = None
         if logfile:
             self.stream = open(logfile, "a" if logappend else "w", buffering=1)  # noqa: SIM115
         elif stderr:
@@ -64,6 +67,10 @@ class Logger:
                     self._stamp_second = second
                     self._stamp = time.strftime("%b %e %H:%M:%S", time.localtime(second))
                 line = f"{self._stamp}.{int((t - second) * 1e6):06d}: {line}"
+            held = self._held
+            if held is not None:
+                held.append(line)
+                return
             try:
                 self.stream.write(line + "\n")
             except (OSError, ValueError):
@@ -75,12 +82,36 @@ class Logger:
         """A normal log line, also relayed to `whack` when one is attached."""
         self._emit(text, syslog.LOG_WARNING)
         if whack is not None:
+            self._write_held()  # whack never sees a line before the log file has it
             whack.send(rc, text)
 
     def error(self, text: str, whack: WhackSink | None = None, rc: int = 0) -> None:
         self._emit(text, syslog.LOG_ERR)
         if whack is not None:
+            self._write_held()
             whack.send(rc, text)
+
+    def hold(self) -> bool:
+        """Keep file lines back until ``release()`` (the caller must call it, with no
+        await in between); False when already holding (a nested caller releases nothing)."""
+        if self._held is not None or self.stream is None:
+            return False
+        self._held = []
+        return True
+
+    def release(self) -> None:
+        """Write the held lines, in order, and stop holding."""
+        self._write_held()
+        self._held = None
+
+    def _write_held(self) -> None:
+        held = self._held
+        if held and self.stream is not None:
+            self._held = []
+            try:
+                self.stream.write("\n".join(held) + "\n")
+            except (OSError, ValueError):
+                pass
 
     def debug(self, text: str) -> None:
         if self.dbg:

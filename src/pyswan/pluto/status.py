@@ -265,8 +265,21 @@ def connection_lines(p: Any, conn: Any) -> list[str]:
                    f"{_proposals(c.ah if c.phase2 == 'ah' else c.esp, c.phase2, c)}")
     newest_child = p.states.get(conn.newest_child) if conn.newest_child else None
     if newest_child is not None and newest_child.algorithms:
-        out.append(f"{n}   ESP algorithm newest: {newest_child.algorithms}; pfsgroup=<Phase1>")
+        comp = " IPCOMP;" if _ipcomp_cpis(p, newest_child) else ""
+        out.append(f"{n}   {newest_child.protocol} algorithm newest: "
+                   f"{newest_child.algorithms};{comp} pfsgroup=<Phase1>")
     return out
+
+
+def _ipcomp_cpis(p: Any, st: Any) -> tuple[int, int] | None:
+    """(peer's CPI, our CPI) of a Child SA that agreed on IPCOMP (compress=yes), else None;
+    the engine's Child SA keeps them with its keys."""
+    eng = getattr(p.engine, "engine", None)
+    children = getattr(eng, "children", None) or {}
+    child = children.get(st.serial) if st.kind == "child" else None
+    keys = getattr(child, "keys", None)
+    cpi_in = getattr(keys, "cpi_in", 0)
+    return (keys.cpi_out, cpi_in) if cpi_in else None
 
 
 def _conn_prio(conn: Any) -> str:
@@ -332,11 +345,17 @@ def state_lines(p: Any, st: Any, now: float | None = None) -> list[str]:
         proto = st.protocol.lower()
         local = st.local[0] if st.local else conn.this.host_addr
         mode = "tun" if st.mode == "tunnel" else "tra"
+        # with IPCOMP its SAIDs follow, and its counters are those of the first SA
+        # (whack_showstates.c: "counts only appear in the first SA in a bundle")
+        cpis = _ipcomp_cpis(p, st)
+        comp = f"comp.{cpis[0]:x}@{st.peer[0]} comp.{cpis[1]:x}@{local} " if cpis else ""
+        traffic = "".join(
+            f"{name}in={_bytes(st.in_bytes)} {name}out={_bytes(st.out_bytes)} {name}max={MAX}B "
+            for name in (st.protocol, "IPCOMP")[:2 if cpis else 1])
         out.append(
             f"#{st.serial}: {conn.prefix} {proto}.{st.spi_out:x}@{st.peer[0]} "
-            f"{proto}.{st.spi_in:x}@{local} {mode}.0@{st.peer[0]} {mode}.0@{local} "
-            f"Traffic: {st.protocol}in={_bytes(st.in_bytes)} {st.protocol}out={_bytes(st.out_bytes)} "
-            f"{st.protocol}max={MAX}B "
+            f"{proto}.{st.spi_in:x}@{local} {comp}{mode}.0@{st.peer[0]} {mode}.0@{local} "
+            f"Traffic: {traffic}"
         )
     return out
 

@@ -140,12 +140,16 @@ async def run_updown(pluto: Any, conn: Any, base: str, st: Any = None, whack: An
     command = conn.this.updown
     if not command or command in ("%disabled",):
         return True
-    verb = verb_for(conn, base)
     if command == DEFAULT:
         if getattr(pluto.kernel, "name", "") != "xfrm":
             # the default script edits real routes: nothing to do for the in-memory kernel
-            pluto.log.debug(f"{conn.prefix}: skipping default updown {verb} (kernel {pluto.kernel.name})")
+            # (the line is formatted only when debugging: this runs thrice per tunnel up)
+            if pluto.log.dbg:
+                pluto.log.debug(f"{conn.prefix}: skipping default updown "
+                                f"{verb_for(conn, base)} (kernel {pluto.kernel.name})")
             return True
+    verb = verb_for(conn, base)
+    if command == DEFAULT:
         command = f"/bin/sh {default_script()}"
     env = environment(pluto, conn, verb, st)
     if "updown" in pluto.log.debugging:

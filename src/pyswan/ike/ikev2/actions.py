@@ -109,7 +109,7 @@ class IkeEstablished:
 class ChildSaKeys:
     """Everything the kernel needs for both directions of a Child SA."""
 
-    protocol: str  # "esp"
+    protocol: str  # "esp" or "ah" (phase2=ah: no encryption, encr_name "")
     mode: str  # "tunnel" | "transport"
     local: Endpoint
     remote: Endpoint
@@ -131,9 +131,11 @@ class ChildSaKeys:
     algorithms: str  # "AES_GCM_16_256" (status "ESP algorithm newest")
     lifetime: float
     pfs_group: str = ""  # the KE group of a CREATE_CHILD_SA with PFS ("DH19"), else ""
+    cpi_in: int = 0  # IPCOMP (compress=yes, both ends agreed): our CPI; 0 without IPCOMP
+    cpi_out: int = 0  # the peer's CPI
 
     def __repr__(self) -> str:  # never print keys
-        return (f"ChildSaKeys(esp in={self.spi_in:#010x} out={self.spi_out:#010x} "
+        return (f"ChildSaKeys({self.protocol} in={self.spi_in:#010x} out={self.spi_out:#010x} "
                 f"{self.algorithms} {self.mode})")
 
 

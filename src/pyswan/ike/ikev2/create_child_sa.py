@@ -144,6 +144,10 @@ def _child(eng: Engine, sa: IkeSa, inb: Inbound, sa_p: SA, ni: bytes, ke: KE | N
         _refuse(eng, sa, inb, NotifyType.NO_PROPOSAL_CHOSEN, "transport mode required")
         return
     mode = "transport" if transport and policy.mode == "transport" else "tunnel"
+    cpi = C.peer_ipcomp(policy, inb.payloads, responder=True)
+    if isinstance(cpi, str):
+        _refuse(eng, sa, inb, NotifyType.NO_PROPOSAL_CHOSEN, cpi)
+        return
     nr = eng.rand(eng.config.nonce_size)
     child = ChildSa(eng.next_serial(), sa, policy, RESPONDER, S.NEW_CHILD_R0,
                     local_ts=local_ts, remote_ts=remote_ts, mode=mode, chosen=chosen)
@@ -163,7 +167,7 @@ def _child(eng: Engine, sa: IkeSa, inb: Inbound, sa_p: SA, ni: bytes, ke: KE | N
             ours.collision = child.serial
         else:
             old.successor = child.serial
-    child.keys = C.make_keys(sa, child, chosen, ni, nr, shared)
+    child.keys = C.make_keys(sa, child, chosen, ni, nr, shared, cpi_out=cpi)
     sa.awaiting_install = (child, inb.message_id, _XCHG, [], [Nonce(nr), *ke_out],
                            old.serial if old is not None else 0)
     eng.emit(InstallChild(child.serial, sa.serial, child.keys))
@@ -274,7 +278,7 @@ def _child_proposals(eng: Engine, sa: IkeSa, policy, spi: int) -> tuple[Payload,
         return C.sa_payload(policy, spi), None
     from ..proposals import to_sa_proposals
 
-    proposals = to_sa_proposals(policy.esp, ProtocolId.ESP, spi.to_bytes(4, "big"),
+    proposals = to_sa_proposals(policy.esp, policy.esp.protocol_id, spi.to_bytes(4, "big"),
                                 default_ke=sa.ke_group, default_sn=C.esn_options(policy))
     group = None
     for p in policy.esp.proposals:
@@ -320,7 +324,7 @@ def initiate_child(eng: Engine, sa: IkeSa, policy, now: float,
     if replacing is not None:
         replacing.successor = child.serial
         child.replaces = replacing.serial
-        inner.append(Notify(ProtocolId.ESP, replacing.spi_in.to_bytes(4, "big"),
+        inner.append(Notify(policy.esp.protocol_id, replacing.spi_in.to_bytes(4, "big"),
                             NotifyType.REKEY_SA))
         eng.log(child.serial, f"initiating rekey to replace Child SA #{replacing.serial}")
     inner += [sa_payload, Nonce(child.ni)]
@@ -328,6 +332,8 @@ def initiate_child(eng: Engine, sa: IkeSa, policy, now: float,
         child.ke = eng.key_exchange(group)
         inner.append(KE(group.ikev2_id, child.ke.public_bytes))
     inner.extend(C.ts_payloads(local_ts, remote_ts, initiator=True))
+    if C.compress(policy):
+        inner.append(C.ipcomp_notify(C.ipcomp_cpi(child.spi_in)))
     if mode == "transport":
         from .message import notify
 
@@ -339,7 +345,7 @@ def initiate_child(eng: Engine, sa: IkeSa, policy, now: float,
         eng.log(child.serial, "sent CREATE_CHILD_SA request to rekey IPsec SA")
     else:
         eng.log(child.serial, f"sent CREATE_CHILD_SA request to create Child SA using IKE SA "
-                              f"#{sa.serial} {{{C.esp_name(sa, policy)} <0x{child.spi_in:08x}}} "
+                              f"#{sa.serial} {C.request_details(sa, policy, child.spi_in)} "
                               f"{T.describe_pairs(local_ts, remote_ts)}")
     return child
 
@@ -467,6 +473,10 @@ def _child_response(eng: Engine, sa: IkeSa, inb: Inbound, now: float, child: Chi
         _child_failed(eng, child, result, now)
         return
     chosen, local_ts, remote_ts, mode = result
+    cpi = C.peer_ipcomp(policy, inb.payloads, responder=False)
+    if isinstance(cpi, str):
+        _child_failed(eng, child, cpi, now)
+        return
     shared = None
     if child.ke is not None:
         if ke is None or chosen.ke is None or ke.group != chosen.ke.ikev2_id:
@@ -482,7 +492,7 @@ def _child_response(eng: Engine, sa: IkeSa, inb: Inbound, now: float, child: Chi
     child.spi_out = int.from_bytes(chosen.spi, "big")
     child.chosen = chosen
     child.local_ts, child.remote_ts, child.mode = local_ts, remote_ts, mode
-    child.keys = C.make_keys(sa, child, chosen, child.ni, child.nr, shared)
+    child.keys = C.make_keys(sa, child, chosen, child.ni, child.nr, shared, cpi_out=cpi)
     child.ke = None
     del policy
     sa.awaiting_install = child

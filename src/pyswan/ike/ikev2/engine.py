@@ -156,6 +156,8 @@ class Engine:
         self._child_spis: set[int] = set()  # inbound SPIs in use
         self._out: list[Action] = []
         self._current: IkeSa | None = None  # the SA a message is being processed for
+        # the request being answered: (local, remote, SA, message ID), for send_response
+        self._reply_to: tuple[Endpoint, Endpoint, IkeSa, int] | None = None
 
     # ------------------------------------------------------------------ entry points
 
@@ -385,13 +387,17 @@ class Engine:
         sa.timers[event] = at
         self._out.append(SetTimer(sa.serial, event, at))
 
-    def send(self, sa: IkeSa, data: bytes | tuple[bytes, ...]) -> None:
-        """Send a message, or all of its fragments (RFC 7383) in order."""
+    def send(self, sa: IkeSa, data: bytes | tuple[bytes, ...],
+             to: tuple[Endpoint, Endpoint] | None = None) -> None:
+        """Send a message, or all of its fragments (RFC 7383) in order; ``to``: the
+        (local, remote) endpoints of the request being answered (RFC 7296 2.11: a response
+        goes back where its request came from), else the SA's."""
+        local, remote = to if to is not None else (sa.local, sa.remote)
         if type(data) is bytes:
-            self._out.append(Send(sa.serial, data, sa.local, sa.remote))
+            self._out.append(Send(sa.serial, data, local, remote))
             return
         for frag in data:
-            self._out.append(Send(sa.serial, frag, sa.local, sa.remote))
+            self._out.append(Send(sa.serial, frag, local, remote))
         self.debug(sa.serial, f"sent {len(data)} messages")
 
     def switch_policy(self, sa: IkeSa, policy: Policy) -> None:
@@ -499,7 +505,9 @@ class Engine:
         wire = fragment.outgoing(self, sa, data)
         sa.last_response = (message_id, wire)
         sa.expected_request_id = message_id + 1
-        self.send(sa, wire)
+        reply_to = self._reply_to
+        self.send(sa, wire, reply_to[:2] if reply_to is not None and reply_to[2] is sa
+                  and reply_to[3] == message_id else None)
 
     def respond_error(self, sa: IkeSa, inb: Inbound, kind: int, data: bytes = b"") -> None:
         """An SK-protected response carrying just one error notification."""
@@ -712,11 +720,11 @@ class Engine:
                 if last is not None and msgid == last[0] and np == PayloadType.SKF:
                     # RFC 7383 2.6.1: only fragment 1 brings the response back
                     if fragment.duplicate_request(self, sa, data, _xname(exchange), msgid):
-                        self.send(sa, last[1])
+                        self.send(sa, last[1], (local, remote))
                 elif last is not None and msgid == last[0]:
                     self.debug(sa.serial, f"retransmitting response for duplicate request "
                                           f"with Message ID {msgid}")
-                    self.send(sa, last[1])
+                    self.send(sa, last[1], (local, remote))
                 else:
                     self.debug(sa.serial, f"dropping request with Message ID {msgid}; "
                                           f"expecting {sa.expected_request_id}")
@@ -790,10 +798,13 @@ class Engine:
                 self.log(sa.serial, f"dropping {_xname(inb.exchange)} {kind}: missing "
                                     "payloads")
             return
-        if not inb.response and (sa.nat_local or sa.nat_remote) and sa.unseal is not None \
-                and (inb.local, inb.remote) != (sa.local, sa.remote):
-            # an authenticated request from a new address/port: the NAT mapping (or the
-            # initiator's move to the NAT-T port) tells where to answer (RFC 7296 2.23)
+        if not inb.response and sa.unseal is not None \
+                and (inb.local, inb.remote) != (sa.local, sa.remote) \
+                and (sa.nat_local or sa.nat_remote
+                     or inb.local[1] == sa.policy.local_nat_port != sa.local[1]):
+            # an authenticated request from a new address/port: the NAT mapping, or the
+            # initiator's move to the NAT-T port (which it may make without a NAT, as
+            # strongSwan does), tells where to talk to it from now on (RFC 7296 2.23)
             self.move(sa, inb.local, inb.remote)
         if inb.response:
             o = sa.outstanding
@@ -803,7 +814,11 @@ class Engine:
             if sa.outstanding is None and sa.pending and not sa.dying:
                 sa.pending.popleft()()
         else:
-            self.processor(t.processor)(self, sa, inb, now)
+            self._reply_to = (inb.local, inb.remote, sa, inb.message_id)
+            try:
+                self.processor(t.processor)(self, sa, inb, now)
+            finally:
+                self._reply_to = None
 
 
 from . import (  # noqa: E402 - they import us for typing

@@ -73,6 +73,8 @@ def initiate(eng: Engine, sa: IkeSa, now: float) -> None:
     if policy.cp_request:
         inner.append(CP_.request(child.local_ts))
     inner.extend(C.ts_payloads(child.local_ts, child.remote_ts, initiator=True))
+    if C.compress(policy):  # after the TS payloads, as Libreswan
+        inner.append(C.ipcomp_notify(C.ipcomp_cpi(child.spi_in)))
     if policy.mode == "transport":
         inner.append(notify(NotifyType.USE_TRANSPORT_MODE))
     iv_size = sa.seal.suite.iv_size  # type: ignore[union-attr]
@@ -83,7 +85,7 @@ def initiate(eng: Engine, sa: IkeSa, now: float) -> None:
     eng.set_state(sa, S.IKE_AUTH_I)
     eng.log(sa.serial, f"sent IKE_AUTH request to {endpoint_text(sa.remote)} with {ours.text} "
                        f"and {policy.local_id.type_name} '{policy.local_id}'; Child SA "
-                       f"#{child.serial} {{{C.esp_name(sa, policy)} <0x{child.spi_in:08x}}} "
+                       f"#{child.serial} {C.request_details(sa, policy, child.spi_in)} "
                        f"{T.describe_pairs(child.local_ts, child.remote_ts)}")
 
 
@@ -143,12 +145,18 @@ def process_response(eng: Engine, sa: IkeSa, inb: Inbound, now: float,
         _reject_child(eng, sa, child, now)
         return
     chosen, local_ts, remote_ts, mode = result
+    cpi = C.peer_ipcomp(policy, inb.payloads, responder=False)
+    if isinstance(cpi, str):
+        eng.log(sa.serial, cpi)
+        eng.log(sa.serial, "IKE SA established but initiator rejected Child SA response")
+        _reject_child(eng, sa, child, now)
+        return
     sa_p = next(p for p in inb.payloads if p.payload_type == 33)
     spi = sa_p.proposals[0].spi  # type: ignore[attr-defined]
     child.spi_out = int.from_bytes(spi, "big")
     child.chosen = chosen
     child.local_ts, child.remote_ts, child.mode = local_ts, remote_ts, mode
-    child.keys = C.make_keys(sa, child, chosen)
+    child.keys = C.make_keys(sa, child, chosen, cpi_out=cpi)
     sa.awaiting_install = child
     eng.emit(InstallChild(child.serial, sa.serial, child.keys))
 
@@ -266,6 +274,13 @@ def process_request(eng: Engine, sa: IkeSa, inb: Inbound, now: float) -> None:
         return
     head.extend(reply)  # CP(CFG_REPLY) goes before the SA payload
     policy, chosen, local_ts, remote_ts, mode = result
+    cpi = C.peer_ipcomp(policy, payloads, responder=True)
+    if isinstance(cpi, str):
+        eng.log(sa.serial, f"{cpi}; responding to IKE_AUTH message (ID {inb.message_id}) "
+                           f"from {endpoint_text(sa.remote)} with encrypted notification "
+                           "NO_PROPOSAL_CHOSEN")
+        _respond(eng, sa, inb.message_id, [*head, notify(NotifyType.NO_PROPOSAL_CHOSEN)])
+        return
     if policy.is_template:  # the selectors moved it to another road-warrior template
         policy = eng.policies.instantiate(policy, sa.remote[0], peer)
         if policy is not sa.policy:
@@ -279,7 +294,7 @@ def process_request(eng: Engine, sa: IkeSa, inb: Inbound, now: float) -> None:
     sa.first_child = child
     eng.emit(SaCreated(child.serial, "child", sa.serial, policy, RESPONDER, sa.local,
                        sa.remote, child.state))
-    child.keys = C.make_keys(sa, child, chosen)
+    child.keys = C.make_keys(sa, child, chosen, cpi_out=cpi)
     sa.awaiting_install = (child, inb.message_id, ExchangeType.IKE_AUTH, head, [], 0)
     eng.emit(InstallChild(child.serial, sa.serial, child.keys))
 
@@ -433,6 +448,8 @@ def child_installed(eng: Engine, child: ChildSa, error: str | None, now: float) 
         inner.extend(C.ts_payloads(child.local_ts, child.remote_ts, initiator=False))
         if child.mode == "transport":
             inner.append(notify(NotifyType.USE_TRANSPORT_MODE))
+        if keys.cpi_in:  # we accepted the peer's IPCOMP: our CPI (last, as Libreswan)
+            inner.append(C.ipcomp_notify(keys.cpi_in))
         _respond(eng, sa, msgid, inner, exchange)
         _child_up(eng, child, keys, now, rekeyed)
         return
