@@ -230,3 +230,50 @@ def test_sa_payload_for_esp_unchanged_by_ah_support():
 
 def decode_sa(payload) -> SA:
     return SA.decode_body(payload.data, 0, len(payload.data), False)
+
+
+def test_ipcomp_rekey_gets_new_cpis_on_both_ends():
+    net = Net(_policy("west", proto="esp", compress=True),
+              _policy("east", proto="esp", compress=True))
+    net.up()
+    old = net.west.installed[2]
+    net.handle(net.west, net.west.engine.rekey_child(2, net.now))
+    net.run()
+    w, e = net.west.installed[3], net.east.installed[3]
+    assert (w.cpi_in, w.cpi_out) == (e.cpi_out, e.cpi_in) and w.cpi_in != old.cpi_in
+    ccsa = [data for d, data in net.sent
+            if d == "west->east" and decode_message(data).exchange == 36]
+    inner = open_sk(net.east.engine.sa(1), ccsa[0], decode_message(ccsa[0]))
+    n = [p for p in inner if isinstance(p, Notify) and p.type == NotifyType.IPCOMP_SUPPORTED]
+    assert [x.data for x in n] == [_deflate(w.cpi_in)]
+    line = next(x for x in net.west.lines() if x.startswith("#3: initiator rekeyed"))
+    assert f"IPCOMP=>0x{w.cpi_out:08x} <0x{w.cpi_in:08x}" in line
+
+
+def test_unasked_ipcomp_in_a_response_is_refused():
+    # ikev2_child.c: an initiator without compress=yes refuses an answer carrying IPCOMP;
+    # a responder without it ignores the offer
+    plain = _policy("west", proto="esp")
+    offer = [C.ipcomp_notify(0x300)]
+    assert C.peer_ipcomp(plain, offer, responder=False) == (
+        "Unexpected IPCOMP request as our connection policy did not indicate support for it")
+    assert C.peer_ipcomp(plain, offer, responder=True) == 0
+    assert C.peer_ipcomp(_policy("west", compress=True), offer, responder=False) == 0x300
+
+
+def test_ah_child_sa_delete_names_protocol_ah():
+    """The Delete payload for an AH Child SA says AH (Libreswan looks SPIs up per
+    protocol), and the peer deletes its side."""
+    from pyswan.ike.codec import Delete
+
+    net = Net(_policy("west", ah="sha2_256"), _policy("east", ah="sha2_256"))
+    net.up()
+    child = next(s for s, kind in net.west.states.items() if kind == "child")
+    east_sa = net.east.engine.sa(1)  # opens what west sends
+    net.handle(net.west, net.west.engine.delete_child(child, net.now))
+    request = net.queue[0][1].data
+    payloads = open_sk(east_sa, request, decode_message(request))
+    net.run()
+    deletes = [p for p in payloads if type(p) is Delete]
+    assert [d.protocol for d in deletes] == [ProtocolId.AH]
+    assert "child" not in net.east.states.values() and "child" not in net.west.states.values()

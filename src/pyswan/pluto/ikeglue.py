@@ -669,7 +669,7 @@ class IkeGlue(ControlGlue, KernelGlue):
             st.lease = addresspool.lease_text(conn.leases.values())
         stats = self.p.stats
         stats["total.ipsec.type.all"] += 1
-        stats["total.ipsec.type.esp"] += 1
+        stats["total.ipsec.type.ah" if k.protocol == "ah" else "total.ipsec.type.esp"] += 1
         if k.esn:
             stats["total.ipsec.type.esn"] += 1
         stats["total.ipsec.type.encap" if k.encap else "total.ipsec.type.non_encap"] += 1

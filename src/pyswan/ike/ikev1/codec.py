@@ -146,10 +146,14 @@ def number_attribute(attr_type: int, value: int) -> Attribute:
     return Attribute(attr_type, value.to_bytes((value.bit_length() + 7) // 8, "big"))
 
 
-def decode_attributes(data: bytes, what: str) -> list[Attribute]:
+def decode_attributes(data: bytes, what: str, *, padded: bool = False) -> list[Attribute]:
+    """``padded``: fewer than 4 zero octets at the end are padding, not an attribute
+    (Libreswan 4.x pads a ModeCfg attribute payload to a multiple of 4 octets)."""
     out: list[Attribute] = []
     pos, end = 0, len(data)
     while pos < end:
+        if padded and end - pos < 4 and not any(data[pos:]):
+            break
         if end - pos < 4:
             raise _fail(f"{what}: truncated attribute ({end - pos} octets left)")
         kind, value = _ATTR_HEAD.unpack_from(data, pos)
@@ -574,7 +578,8 @@ class ModeCfgAttributes(IsakmpPayload):
             raise _fail("attribute payload reserved octet is not zero")
         if not 1 <= cfg_type <= 4:
             raise _fail(f"attribute payload type {cfg_type} unknown")
-        return cls(cfg_type, ident, decode_attributes(body[4:], "attribute payload"))
+        return cls(cfg_type, ident, decode_attributes(body[4:], "attribute payload",
+                                                      padded=True))
 
     def attr(self, attr_type: int) -> Attribute | None:
         for a in self.attributes:

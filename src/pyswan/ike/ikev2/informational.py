@@ -45,9 +45,9 @@ def request_child_delete(eng: Engine, child: ChildSa, now: float, quiet: bool = 
     sa = child.ike
     spi = child.spi_in.to_bytes(4, "big")
     state = "established" if child.established else "larval"
+    proto = _child_protocol(child)
     eng.start_request(sa, ExchangeType.INFORMATIONAL,
-                      lambda msgid: build_delete(eng, sa, msgid,
-                                                 [Delete(ProtocolId.ESP, 4, [spi])]),
+                      lambda msgid: build_delete(eng, sa, msgid, [Delete(proto, 4, [spi])]),
                       "delete_child", now, context=child.serial)
     if not quiet:
         eng.log(child.serial, f"sent INFORMATIONAL request to delete {state} Child SA using "
@@ -60,6 +60,14 @@ def request_child_delete(eng: Engine, child: ChildSa, now: float, quiet: bool = 
             child.initiated = False
             eng.emit(InitiateDone(child.serial, False))
         eng.teardown_child(child, "rejected")
+
+
+def _child_protocol(child: ChildSa) -> int:
+    """The Delete payload names the Child SA's protocol (phase2=ah: AH; Libreswan looks the
+    SPI up per protocol)."""
+    proto = child.keys.protocol if child.keys is not None else \
+        getattr(child.policy.esp, "protocol", "ESP")
+    return ProtocolId.AH if proto.lower() == "ah" else ProtocolId.ESP
 
 
 def request_spi_delete(eng: Engine, sa: IkeSa, spi_in: int, now: float) -> None:
