@@ -18,6 +18,10 @@ AES-GCM + X25519 (reference/performance-anchors.md).
 ``--profile DIR`` runs both daemons under cProfile and prints their top functions;
 ``--py-spy DIR`` samples them with py-spy during the burst only (less overhead) and prints
 the functions where the samples landed (self and inclusive).
+
+``--compare SRC`` alternates each run with one whose daemons import pyswan from the source
+tree SRC (e.g. ``git archive <commit> src | tar -x -C /tmp/old``): on a machine shared with
+other work, only runs interleaved under the same load say whether a change helped.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ SUITES = {
     "chacha-x25519": ("chacha20_poly1305-sha2_256-dh31", "chacha20_poly1305"),
 }
 TICK = os.sysconf("SC_CLK_TCK")
+ENV: dict[str, str] | None = None  # the daemons' environment (--compare: another tree)
 
 
 def free_port(addr: str) -> int:
@@ -80,7 +85,7 @@ class Daemon:
             argv = [sys.executable, "-m", "cProfile", "-o", str(self.profile), *argv]
         self.stderr = open(self.dir / "stderr", "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.stderr,
-                                     text=True)
+                                     text=True, env=ENV)
         line = self.proc.stdout.readline() if self.proc.stdout else ""
         if line.strip() != "Pluto initialized":
             raise SystemExit(f"{name}: pluto did not start: {line!r} "
@@ -264,6 +269,7 @@ def run_once(n: int, suite: str, per_conn: bool, profile: Path | None,
 
 
 def main() -> None:
+    global ENV
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=200)
     ap.add_argument("--runs", type=int, default=3)
@@ -273,13 +279,43 @@ def main() -> None:
     ap.add_argument("--profile", type=Path, help="write cProfile output of both daemons here")
     ap.add_argument("--py-spy", dest="pyspy", type=Path,
                     help="sample both daemons with py-spy during the burst; write here")
+    ap.add_argument("--compare", type=Path, metavar="SRC",
+                    help="interleave each run with one of the pyswan source tree SRC")
     args = ap.parse_args()
     for d in (args.profile, args.pyspy):
         if d:
             d.mkdir(parents=True, exist_ok=True)
             args.runs = 1
-    results = [run_once(args.n, args.suite, args.per_conn, args.profile, args.pyspy)
-               for _ in range(args.runs)]
+    load_before = os.getloadavg()
+    results, others = [], []
+    for _ in range(args.runs):
+        if args.compare:
+            ENV = {**os.environ, "PYTHONPATH": str(args.compare.resolve())}
+            others.append(run_once(args.n, args.suite, args.per_conn, None))
+            ENV = None
+        results.append(run_once(args.n, args.suite, args.per_conn, args.profile, args.pyspy))
+    if others:
+        print(f"--- {args.compare} (interleaved with the runs below) ---")
+        _summary(others, args)
+        print("--- this tree ---")
+    _summary(results, args)
+    print("load average before / after: " + " ".join(f"{x:.2f}" for x in load_before)
+          + " / " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    print("Libreswan <-> Libreswan anchor (AES-GCM/X25519): 852 SA/s; 0.92 ms / 1.03 ms "
+          "CPU per SA")
+    if args.pyspy:
+        for side in ("west", "east"):
+            if (args.pyspy / f"{side}.txt").exists():
+                report_pyspy(args.pyspy / f"{side}.txt")
+    if args.profile:
+        for side in ("west", "east"):
+            prof = args.profile / f"{side}.prof"
+            if prof.exists():
+                print(f"\n=== {side} (cumulative, top 25) ===")
+                pstats.Stats(str(prof)).sort_stats("tottime").print_stats(25)
+
+
+def _summary(results: list[dict[str, float]], args: argparse.Namespace) -> None:
     for r in results:
         print(f"run: {r['sa_per_s']:7.1f} SA/s  {r['elapsed']:.3f}s  CPU/SA initiator "
               f"{r['cpu_ms_init']:.2f} ms responder {r['cpu_ms_resp']:.2f} ms  "
@@ -294,18 +330,6 @@ def main() -> None:
               f"{max(r['sa_per_s'] for r in results):.0f} SA/s; CPU per SA: initiator "
               f"{min(r['cpu_ms_init'] for r in results):.2f} ms, responder "
               f"{min(r['cpu_ms_resp'] for r in results):.2f} ms")
-    print("Libreswan <-> Libreswan anchor (AES-GCM/X25519): 852 SA/s; 0.92 ms / 1.03 ms "
-          "CPU per SA")
-    if args.pyspy:
-        for side in ("west", "east"):
-            if (args.pyspy / f"{side}.txt").exists():
-                report_pyspy(args.pyspy / f"{side}.txt")
-    if args.profile:
-        for side in ("west", "east"):
-            prof = args.profile / f"{side}.prof"
-            if prof.exists():
-                print(f"\n=== {side} (cumulative, top 25) ===")
-                pstats.Stats(str(prof)).sort_stats("tottime").print_stats(25)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
-STRONGSWAN="charon-systemd strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins"
+# libcharon-extauth-plugins: xauth-generic, for the IKEv1 XAUTH cells
+STRONGSWAN="charon-systemd strongswan-swanctl libcharon-extra-plugins libcharon-extauth-plugins libstrongswan-standard-plugins"
 TOOLS="tcpdump nftables iproute2 iputils-ping libnss3-tools"
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }

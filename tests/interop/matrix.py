@@ -142,6 +142,17 @@ Two rows follow the SA after it is up (`tests/interop/lifecycle.py`):
   clear both sides; the peer killed (SIGKILL) is declared dead by pyswan (its log line
   below) and an initiating pyswan revives the connection once the peer runs again.
 
+Two rows are IKEv1 (`tests/interop/test_interop_ikev1.py`), on the host:
+
+- **ikev1-main-psk-pfs**: Main Mode PSK (AES-CBC-256/SHA2-256/MODP2048), Quick Mode
+  with PFS (ESP AES-CBC-128/HMAC-SHA1, MODP2048).
+- **ikev1-aggr-xauth-modecfg**: Aggressive Mode PSK, XAUTH and ModeCfg (pull), the
+  initiator the client; both sides log the user accepted and the lease handed over.
+
+In both the ISAKMP SA is established on both sides with the suite's algorithms and the
+cookies the peer shows, answered on the wire in Phase 1 and used by Quick Mode, and the
+Quick Mode reaches the kernel, whose refusal of the IPsec SA one side reports.
+
 Peers: strongSwan 5.9.8 (`charon-systemd`, swanctl/vici) and Libreswan 4.10 (`ipsec
 pluto`), Debian 12 packages.  Cell names read `suite: initiator → responder`.
 """

@@ -21,8 +21,9 @@ Each daemon is configured as its users would: strongSwan through swanctl.conf
 Libreswan 4.10 and pyswan through ipsec.conf (``ikev2=no`` / ``keyexchange=ikev1``,
 ``aggressive=yes``, ``leftxauthserver``/``rightxauthclient``, ``leftmodecfgserver``/
 ``rightmodecfgclient``, ``rightaddresspool=``, ``modecfgpull=yes``,
-``xauthby=alwaysok``), with ``config setup ikev1-policy=accept`` (Libreswan 4.10
-accepts IKEv1 by default and knows the keyword; pyswan drops IKEv1 without it).
+``xauthby=alwaysok``), with ``config setup ikev1-policy=accept`` (both drop IKEv1
+without it: Debian's Libreswan 4.10 then refuses to add the conn, "global ikev1-policy
+does not allow IKEv1 connections").
 """
 
 from __future__ import annotations
@@ -50,10 +51,6 @@ from netlab import (  # noqa: E402
     PySwan,
     StrongSwan,
     Suite,
-    canon_dh,
-    canon_encr,
-    canon_integ,
-    canon_prf,
     enrich_from_pluto_log,
     require_peers,
     split_libreswan_ike_alg,
@@ -187,11 +184,6 @@ def v1_swanctl_conf(conn: Conn, v1: V1Suite, *, client: bool) -> str:
 # ----------------------------------------------------------------------------- daemons
 
 
-class V1Mixin:
-    v1: V1Suite
-    client: bool
-
-
 class V1StrongSwan(StrongSwan):
     v1: V1Suite
     client: bool
@@ -214,32 +206,37 @@ class V1StrongSwan(StrongSwan):
 
 _V1_STATE_RE = re.compile(r'^#(\d+): "([^"]+)"\S*? (?:(STATE_\w+) \(([^)]*)\)|([^;]*));?(.*)$')
 _V1_ALG_RE = re.compile(r'^"([^"]+)"\S*:\s+IKE(?:v1)? algorithms? newest: (\S+)')
-_V1_LOG_ALGS_RE = re.compile(r"ISAKMP SA established \{auth=(\S+) cipher=(\S+) integ=(\S+) group=(\S+)\}")
+# Once the ISAKMP SA is keyed, Libreswan 4.10 and pyswan append its details to a line
+# ("IKE SA established {auth=...}", "XAUTH responder - optional CFG exchange {auth=...}").
+_V1_KEYED_RE = re.compile(r'"([^"\n]+)"\S* #(\d+): .*\{auth=(\S+) cipher=(\S+) integ=(\S+) group=(\S+)\}')
 
 
 def pluto_v1_view(d: Libreswan | PySwan, status: str) -> IkeView | None:
-    """The newest ISAKMP SA of the conn from pluto's status (Libreswan 4.10 and pyswan),
-    its algorithms from status or the 'ISAKMP SA established {...}' log line, its
-    cookies (Libreswan) from the debug log."""
-    name, serial, state, alg = d.conn.name, 0, "", ""
+    """The newest ISAKMP SA of the conn: its state from pluto's status (Libreswan 4.10
+    and pyswan), established when the log printed its keyed details, its algorithms
+    from status or those details, its cookies (Libreswan) from the debug log."""
+    name, log, states, alg = d.conn.name, d.log_text(), {}, ""
     for line in status.splitlines():
         line = re.sub(r"^\d{3} ", "", line.strip())
         m = _V1_STATE_RE.match(line)
-        if m and m.group(2) == name and re.search(r"ISAKMP SA established|STATE_(MAIN|AGGR)_[IR][234]\b", line) \
-                and not re.search(r"ISAKMP SA #\d+", m.group(6)):
-            serial, state = int(m.group(1)), (m.group(3) or m.group(5) or "").strip()
+        # ISAKMP SAs only: a Quick Mode state names its ISAKMP SA (pyswan) or is STATE_QUICK_*
+        if m and m.group(2) == name and not re.search(r"ISAKMP SA #\d+|STATE_QUICK|Quick Mode", line):
+            states[int(m.group(1))] = (m.group(3) or m.group(5) or "").strip()
         m = _V1_ALG_RE.match(line)
         if m and m.group(1) == name:
             alg = m.group(2)
-    if not serial:
+    keyed = {int(m.group(2)): m for m in _V1_KEYED_RE.finditer(log)
+             if m.group(1) == name and "| " not in m.group(0)[:3]}  # fmt: skip
+    live = [n for n in states if n in keyed]
+    if not live:
         return None
+    serial = max(live)
     encr, integ, prf, dh = split_libreswan_ike_alg(alg)
-    view = IkeView(name, state, True, encr=encr, integ=integ, prf=prf, dh=dh, raw=status, serial=serial)
-    log = d.log_text()
-    m = next(iter(reversed(list(_V1_LOG_ALGS_RE.finditer(log)))), None)
-    if m and not view.encr:
-        view.encr, view.prf, view.dh = canon_encr(m.group(2)), canon_prf(m.group(3)), canon_dh(m.group(4))
-        view.integ = split_libreswan_ike_alg(f"{m.group(2)}-{m.group(3)}-{m.group(4)}")[1]
+    if not encr:
+        m = keyed[serial]
+        encr, integ, prf, dh = split_libreswan_ike_alg(f"{m.group(4)}-{m.group(5)}-{m.group(6)}")
+    view = IkeView(name, states[serial], True, encr=encr, integ=integ, prf=prf, dh=dh,
+                   raw=status, serial=serial)  # fmt: skip
     enrich_from_pluto_log(view, log)  # cookies (Libreswan's debug log)
     return view
 
@@ -345,6 +342,105 @@ def run_v1_pair(workdir: Path, initiator: str, responder: str, key: str, *, time
         lab.close()
         res.seconds = time.monotonic() - start
     return res
+
+
+# ----------------------------------------------------------------------------- checks
+
+KERNEL_REFUSAL = re.compile(
+    r"Function not implemented|Protocol not supported|errno 38|errno 93|\(38\)|\(93\)|ENOSYS|EPROTONOSUPPORT"
+)
+# kind -> (XAUTH client succeeded, ModeCfg client got the pool's first address)
+CLIENT_SAYS = {
+    "pyswan": (r"XAUTH: Successfully Authenticated", r"received IPv4 lease {lease}$"),
+    "libreswan": (r"XAUTH: Successfully Authenticated", r"Received IPv4 address: {lease}/32"),
+    "strongswan": (r"XAuth authentication of '{user}' \(myself\) successful", r"installing new virtual IP {lease}$"),
+}
+# kind -> (XAUTH server accepted the user, ModeCfg server handed out the address)
+SERVER_SAYS = {
+    "pyswan": (r"XAUTH: User {user}: Authentication Successful", r"modecfg: sending IPv4 address {lease} to the client"),
+    "libreswan": (r"XAUTH: User {user}: Authentication Successful", r"lease {lease} .*assign .*lease"),
+    "strongswan": (r"XAuth authentication of '{user}' successful", r"assigning virtual IP {lease} to peer '{user}'"),
+}  # fmt: skip
+
+
+def _log_hit(log: str, regex: str) -> str:
+    pat = re.compile(regex.format(user=XAUTH_USER, lease=re.escape(POOL[0])))
+    return next((x.strip() for x in log.splitlines() if pat.search(x)), "")
+
+
+def check_v1(res: V1Result, key: str, initiator: str, responder: str, esp_kernel: bool) -> list[str]:
+    """What the cell must show (see the module's docstring); the notes go to the matrix."""
+    v1, problems = V1_SUITES[key], list(res.problems)
+    vi, vr = res.views.get("initiator"), res.views.get("responder")
+    if vi is None or vr is None:
+        return [*problems, f"ISAKMP SA not established: initiator={vi is not None} responder={vr is not None}"]
+    for who, v in (("initiator", vi), ("responder", vr)):
+        if v.algorithms() != v1.suite.expect_ike:
+            problems.append(f"{who} ISAKMP SA algorithms {v.algorithms()} != {v1.suite.expect_ike}")
+    # Cookies: whoever shows them (strongSwan's vici, Libreswan's debug log); pyswan's are
+    # the same by construction of the wire: one Phase 1 exchange on one cookie pair.
+    shown = {(v.spi_i, v.spi_r) for v in (vi, vr) if v.spi_i}
+    phase1 = "AGGRESSIVE" if v1.aggressive else "MAIN"
+    answered = {(p.spi_i, p.spi_r) for p in res.wire if p.kind == "ike" and p.exchange == phase1
+                and p.src == "192.0.2.2" and p.spi_r != "0" * 16}  # fmt: skip
+    quick = {(p.spi_i, p.spi_r) for p in res.wire if p.kind == "ike" and p.exchange == "QUICK"}
+    if not shown:
+        problems.append("neither side shows its ISAKMP cookies")
+    if len(answered) != 1 or shown - answered:
+        problems.append(f"cookies shown {sorted(shown)} vs answered {phase1} Mode on the wire {sorted(answered)}")
+    if not answered & quick:
+        problems.append(f"no Quick Mode on the ISAKMP SA's cookies on the wire (saw {sorted(quick)})")
+    res.notes.append(f"ISAKMP {vi.encr}/{vi.integ}/{vi.prf}/{vi.dh} on both sides, cookies "
+                     f"{'/'.join(sorted(shown)[0]) if shown else '?'} answered in {phase1} Mode")
+    if v1.xauth:
+        for role, kind, says in (("initiator", initiator, CLIENT_SAYS), ("responder", responder, SERVER_SAYS)):
+            for what, regex in zip(("XAUTH", "ModeCfg"), says[kind], strict=True):
+                hit = _log_hit(res.logs.get(role, ""), regex)
+                if not hit:
+                    problems.append(f"{kind} ({role}) logged no {what} line matching /{regex}/")
+        res.notes.append(f"XAUTH user {XAUTH_USER} accepted, ModeCfg lease {POOL[0]}")
+    if esp_kernel:
+        for role in ("initiator", "responder"):
+            if not re.search(r"IPsec SA established|CHILD_SA \S+ established", res.logs.get(role, "")):
+                problems.append(f"{role}: no IPsec SA established")
+    else:
+        refusals = [(role, x) for role in ("initiator", "responder") for x in res.logs.get(role, "").splitlines()
+                    if "| " not in x[:40] and KERNEL_REFUSAL.search(x)]  # fmt: skip
+        if not refusals:
+            problems.append("Quick Mode did not reach the kernel: no refusal of the IPsec SA logged")
+        else:
+            role, line = refusals[0]
+            kind = initiator if role == "initiator" else responder
+            line = re.sub(r"^(?:\w{3} \d+ )?[\d:.]+:? (?:\d\d\[\w+\] )?", "", line.strip())
+            line = re.sub(r"\b(?:0x)?[0-9a-f]{8}\b", "<spi>", re.sub(r"#\d+: ", "", line))
+            res.notes.append(f"Quick Mode: {kind} ({role}): {line}")
+    return problems
+
+
+CELLS = [
+    pytest.param(key, peer, role, id=f"{key}-pyswan-{role}-{peer}")
+    for key in V1_SUITES for peer in ("strongswan", "libreswan") for role in ("initiator", "responder")
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("key", "peer", "role"), CELLS)
+def test_pyswan_ikev1_cell(key: str, peer: str, role: str, interop_host: bool, tmp_path: Path,
+                           record_cell) -> None:  # fmt: skip
+    initiator, responder = ("pyswan", peer) if role == "initiator" else (peer, "pyswan")
+    require_peers(peer, "pyswan")
+    if peer == "strongswan" and not Path("/usr/lib/ipsec/plugins/libstrongswan-xauth-generic.so").exists():
+        pytest.skip("strongSwan's xauth-generic plugin is missing (apt-get install libcharon-extauth-plugins)")
+    res = run_v1_pair(tmp_path, initiator, responder, key)
+    problems = check_v1(res, key, initiator, responder, interop_host)
+    record_cell(cell_name(key, initiator, responder), "host",
+                None, "; ".join(res.notes))  # fmt: skip
+    assert not problems, "\n".join([*problems, res.message() if res.problems else
+                                    (res.report or _report_again(res))])
+
+
+def _report_again(res: V1Result) -> str:
+    return "\n".join(f"--- {role} log (last 60 lines) ---\n" + "\n".join(
+        [x for x in log.splitlines() if "| " not in x[:40]][-60:]) for role, log in res.logs.items())
 
 
 if __name__ == "__main__":

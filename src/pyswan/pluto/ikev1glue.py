@@ -38,6 +38,15 @@ class Engines:
     def __getattr__(self, name: str) -> Any:  # config, cookies, redirect, ...: IKEv2's
         return getattr(self.v2, name)
 
+    # read per datagram / per SA event: direct, not through __getattr__'s failed lookup
+    @property
+    def config(self) -> Any:
+        return self.v2.config
+
+    @property
+    def ike_sas(self) -> Any:
+        return self.v2.ike_sas
+
     def owner(self, serial: int) -> Any:
         v1 = self.v1
         return v1 if serial in v1.isakmp_sas or serial in v1.children else self.v2

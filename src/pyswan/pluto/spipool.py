@@ -17,6 +17,7 @@ at shutdown every unused reservation is deleted.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -25,6 +26,7 @@ from typing import Any
 from ..kernel.base import IPAddress, KernelError
 
 DEFAULT_ACQ_EXPIRES = 30  # net.core.xfrm_acq_expires default
+_ANY4, _ANY6 = ipaddress.IPv4Address(0), ipaddress.IPv6Address(0)
 
 
 def acq_expires_of(kernel: Any) -> int:
@@ -148,7 +150,7 @@ class SpiPool:
             while not self.closed and len(queue) < self.size:
                 # the peer is not known yet: reserve it from "anywhere" of the same family
                 # (UPDSA finds the larval SA by destination, SPI and protocol only)
-                anywhere = "0.0.0.0" if local.version == 4 else "::"
+                anywhere = _ANY4 if local.version == 4 else _ANY6  # not parsed per SPI
                 try:
                     spi = await self.kernel.allocate_spi(anywhere, local, "esp")
                 except KernelError as e:

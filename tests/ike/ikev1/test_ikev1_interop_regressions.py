@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import struct
 
 import pytest
@@ -10,7 +11,7 @@ from ikev1_harness import LEASE, Net, Users, east_policy, make_policy
 
 from pyswan.ike.ikev1.codec import IsakmpDecodeError, ModeCfgAttributes
 from pyswan.ike.ikev1.constants import CfgAttr
-from pyswan.ike.ikev2 import ChildEstablished
+from pyswan.ike.ikev2 import ChildEstablished, Selector
 
 
 def _cfg_reply(attrs: bytes) -> bytes:
@@ -41,20 +42,25 @@ def test_modecfg_trailing_octets_that_are_not_padding_are_refused() -> None:
         ModeCfgAttributes.parse(LIBRESWAN_REPLY[:-2] + b"\x00\x01")
 
 
-def test_modecfg_server_without_a_subnet_for_the_client_accepts_its_lease() -> None:
+POOL_RANGE = (Selector(ipaddress.ip_address("10.9.0.1"), ipaddress.ip_address("10.9.0.10")),)
+
+
+@pytest.mark.parametrize("remote_ts", [(), POOL_RANGE], ids=["no-subnet", "pool-range"])
+def test_modecfg_server_takes_the_lease_as_the_clients_side(remote_ts) -> None:
     """rightaddresspool= and no rightsubnet=: the client's Quick Mode proposes its lease
     (pyswan, Libreswan and strongSwan clients all do), which the server must take as the
-    peer's side of the tunnel, as Libreswan does, not the client's own address."""
+    peer's side of the tunnel, as Libreswan does; not its own address, nor the pool's
+    whole range (which pluto's glue makes the conn's remote selector)."""
     west = make_policy(xauth_client=True, xauth_username="xroad", modecfg_client=True,
                        modecfg_pull=True)
     east = dataclasses.replace(
         east_policy(xauth_server=True, modecfg_server=True, modecfg_pull=True,
-                    modecfg_lease=LEASE), remote_ts=())
+                    modecfg_lease=LEASE), remote_ts=remote_ts)
     net = Net(west, east, west_psk=Users({"xroad": b"pw"}), east_psk=Users({"xroad": b"pw"}))
     net.up()
     east_lines = net.east.lines()
     assert not [x for x in east_lines if "no connection is known" in x], east_lines
-    (child,) = net.east.of(ChildEstablished)
+    assert len(net.east.of(ChildEstablished)) == 1
     (e,) = net.east.installed.values()
     assert str(e.remote_ts[0]) == f"{LEASE}/32"
     assert len(net.west.of(ChildEstablished)) == 1

@@ -83,14 +83,19 @@ def _host(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> Selector:
     return Selector(addr, addr)
 
 
-def _peer_host(policy: Policy, sa: IsakmpSa) -> Selector:
-    """The peer's side of the tunnel when the conn names no subnet for it: a ModeCfg
-    server's client proposes the address it was leased (as Libreswan's that.client
-    becomes the lease), anyone else its own address."""
+def _peer_side(policy: Policy, sa: IsakmpSa) -> tuple[Selector, ...]:
+    """The peer's side of the tunnel a Quick Mode request must name.  A ModeCfg
+    server's client proposes the address it was leased, as Libreswan's that.client
+    becomes the lease; the conn's remote selector is then the pool's range (or empty
+    without rightsubnet=), which the lease must fall in."""
     lease = getattr(policy, "modecfg_lease", None)
     if lease and getattr(policy, "modecfg_server", False):
-        return _host(ipaddress.ip_address(str(lease)))
-    return _host(sa.remote[0])
+        addr = ipaddress.ip_address(str(lease))
+        pool = policy.remote_ts[:1]
+        if not pool or (pool[0].start.version == addr.version
+                        and pool[0].start <= addr <= pool[0].end):  # type: ignore[operator]
+            return (_host(addr),)
+    return policy.remote_ts[:1] or (_host(sa.remote[0]),)
 
 
 # ------------------------------------------------------------------ shared helpers
@@ -293,7 +298,7 @@ def _find_policy(engine: Engine, sa: IsakmpSa, ci: Selector, cr: Selector) -> Po
                 and policy.remote_id.key != peer.key:
             continue
         local = policy.local_ts[:1] or (_host(sa.local[0]),)
-        remote = policy.remote_ts[:1] or (_peer_host(policy, sa),)
+        remote = _peer_side(policy, sa)
         if local[0] == cr and remote[0] == ci:
             return policy
     return None

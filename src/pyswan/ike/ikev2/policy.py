@@ -130,6 +130,16 @@ class Selector:
     protocol: int = 0
     start_port: int = 0
     end_port: int = 0xFFFF
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __hash__(self) -> int:
+        # computed once: selectors key the glue's and the text caches, and an ipaddress
+        # hash is Python code (hex() of the integer) run twice per selector otherwise
+        h = self._hash
+        if not h:
+            h = hash((self.start, self.end, self.protocol, self.start_port, self.end_port))
+            object.__setattr__(self, "_hash", h)
+        return h
 
     @classmethod
     def from_network(cls, net: ipaddress.IPv4Network | ipaddress.IPv6Network,
