@@ -57,7 +57,7 @@ def _family(p: Any, name: str) -> list[Connection]:
     conn = p.conns.get(name)
     if conn is not None:
         return [conn]
-    return [c for c in p.conns if c.name.startswith(name + "/") and name in c.aliases]
+    return [c for c in p.conns.find(name) if c.name.startswith(name + "/")]
 
 
 def _expand_subnets(config: Any) -> list[Any]:

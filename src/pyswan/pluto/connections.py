@@ -97,6 +97,7 @@ class Connection:
 class ConnectionDB:
     def __init__(self) -> None:
         self._by_name: dict[str, Connection] = {}
+        self._by_alias: dict[str, dict[str, Connection]] = {}  # alias -> name -> conn
         self._serial = 0
         #: bumped on every add/remove so that caches (the IKE glue's policies) can tell
         self.generation = 0
@@ -119,14 +120,22 @@ class ConnectionDB:
         conn = self._by_name.get(name)
         if conn is not None:
             return [conn]
-        return [c for c in self._by_name.values() if name in c.aliases]
+        return list(self._by_alias.get(name, {}).values())
 
     def add(self, conn: Connection) -> None:
         self._by_name[conn.name] = conn
+        for alias in conn.aliases:
+            self._by_alias.setdefault(alias, {})[conn.name] = conn
         self.generation += 1
 
     def remove(self, conn: Connection) -> None:
-        self._by_name.pop(conn.name, None)
+        if self._by_name.get(conn.name) is conn:
+            del self._by_name[conn.name]
+            for alias in conn.aliases:
+                named = self._by_alias.get(alias, {})
+                named.pop(conn.name, None)
+                if not named:
+                    self._by_alias.pop(alias, None)
         self.generation += 1
 
     def sorted(self) -> list[Connection]:

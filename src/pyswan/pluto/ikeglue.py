@@ -122,9 +122,9 @@ class IkeGlue(ControlGlue, KernelGlue):
         self.index = PolicyIndex()
         from .spipool import SpiPool  # inbound SPIs reserved with the kernel's ALLOCSPI
 
-        self.spis = SpiPool(pluto.kernel, log=pluto.log.debug, addresses=lambda: {
-            c.this.host_addr for c in pluto.conns.all_with_instances() if c.oriented
-        }) if pluto.kernel else None
+        self._spi_addrs: tuple[tuple, set[Any]] | None = None  # (fingerprint, addresses)
+        self.spis = SpiPool(pluto.kernel, log=pluto.log.debug,
+                            addresses=self._spi_addresses) if pluto.kernel else None
         credentials = _Credentials(pluto)
         v2 = Engine(self.index, credentials, serials=pluto.states.next_serial,
                     spi_source=self.spis.take if self.spis else None)
@@ -176,6 +176,17 @@ class IkeGlue(ControlGlue, KernelGlue):
         }
 
     # ------------------------------------------------------------------ policies
+
+    def _spi_addresses(self) -> set[Any]:
+        """The local addresses of the oriented connections (the SPI pool's sweep asks every
+        second): listed again only when the connection database has changed, as ``_sync``
+        sees it, not by a pass over every connection each time."""
+        fp = self._fingerprint
+        got = self._spi_addrs
+        if got is None or got[0] != fp:
+            got = self._spi_addrs = (fp, {c.this.host_addr for c in
+                                          self.p.conns.all_with_instances() if c.oriented})
+        return got[1]
 
     def _sync(self) -> None:
         """Rebuild the engine's policy index when the connection database changed."""
