@@ -191,10 +191,11 @@ class IkeGlue(ControlGlue, KernelGlue):
     def _sync(self) -> None:
         """Rebuild the engine's policy index when the connection database changed."""
         conns = self.p.conns
-        # ConnectionDB bumps its serial on every add; a "generation" attribute, if the
-        # database grows one, also counts removals and replacements
-        fp = (getattr(conns, "generation", None), getattr(conns, "_serial", 0), len(conns),
-              self.p.listening, len(self.p.interfaces))
+        # the database's generation counts adds, removals and replacements (not its serial
+        # counter: making a road-warrior instance takes a serial, and _instantiate indexes
+        # the instance itself; a rebuild per instance made N road warriors O(N^2))
+        fp = (getattr(conns, "generation", None), len(conns), self.p.listening,
+              len(self.p.interfaces))
         if fp == self._fingerprint:
             return
         self._fingerprint = fp
@@ -486,8 +487,10 @@ class IkeGlue(ControlGlue, KernelGlue):
 
     def _maybe_drop_instance(self, conn: Any) -> None:
         """An instance goes away with its last SA (and gives back its leases)."""
+        ike_sas = self.engine.ike_sas
         if conn.instance_no is None or self.p.states_of(conn) or any(
-                sa.policy.handle is conn for sa in self.engine.ike_sas.values()):
+                ike_sas[n].policy.handle is conn for n in self.engine.v2.by_name.get(
+                    conn.name, ()) if n in ike_sas):
             return
         addresspool.release_all(self.p, conn)
         instances.discard(conn)
