@@ -55,7 +55,8 @@ conn xauth
 
 # west (left) is the XAUTH/ModeCfg client; east (right) the server, leasing from a pool
 XAUTH_WEST = ""
-XAUTH_EAST = "leftaddresspool=10.23.1.5-10.23.1.5"
+XAUTH_EAST = "leftaddresspool=10.23.1.5-10.23.1.5\n    modecfgdomains=road.example\n" \
+             "    modecfgbanner=welcome"
 
 
 def _wait(cond: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -169,8 +170,9 @@ def test_xauth_and_modecfg_lease(pair):
         line = p.whack("--trafficstatus").lines[0]
         assert line.startswith('#') and '"xauth", username=xroad, type=ESP' in line, line
         assert line.endswith("lease=10.23.1.5/32"), line
-    # the client's tunnel is its lease
+    # the client's tunnel is its lease; the server's banner reached it (Cisco Unity)
     assert "10.23.1.5/32===10.23.2.0/24" in text
+    assert '"xauth" #1: received MODECFG_BANNER: welcome' in res.lines, res.lines
 
 
 @pytest.mark.parametrize("policy", ["drop", "reject"])

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 
 from . import algorithms as A
-from .der import oid_body, oid_text, tlv
+from .der import oid_body, oid_text, read_tlv, tlv
 from .prf import keyed_prf, prf
 
 
@@ -101,20 +101,8 @@ def _alg_id(oid: str, params: bytes | None = None) -> bytes:
 
 def _der_read(data: bytes, pos: int) -> tuple[int, bytes, int]:
     """(tag, content, next position) of the TLV at ``pos``."""
-    if pos + 2 > len(data):
-        raise ValueError("truncated DER")
-    tag = data[pos]
-    n = data[pos + 1]
-    pos += 2
-    if n & 0x80:
-        k = n & 0x7F
-        if k == 0 or k > 4 or pos + k > len(data):
-            raise ValueError("bad DER length")
-        n = int.from_bytes(data[pos:pos + k], "big")
-        pos += k
-    if pos + n > len(data):
-        raise ValueError("truncated DER")
-    return tag, data[pos:pos + n], pos + n
+    tag, start, end = read_tlv(data, pos)
+    return tag, data[start:end], end
 
 
 # -------------------------------------------------------- signature schemes

@@ -42,3 +42,21 @@ def oid_text(body: bytes) -> str:
     if body[-1] & 0x80:
         raise ValueError("corrupt OID run encoding")
     return ".".join(map(str, arcs))
+
+
+def read_tlv(data: bytes, pos: int) -> tuple[int, int, int]:
+    """(tag, content start, end) of the DER TLV at ``pos``; ValueError when malformed
+    (short form or long form up to 4 length octets, as certificates need)."""
+    if pos + 2 > len(data):
+        raise ValueError("truncated DER")
+    tag, n = data[pos], data[pos + 1]
+    pos += 2
+    if n & 0x80:
+        k = n & 0x7F
+        if k == 0 or k > 4 or pos + k > len(data):
+            raise ValueError("bad DER length")
+        n = int.from_bytes(data[pos:pos + k], "big")
+        pos += k
+    if pos + n > len(data):
+        raise ValueError("truncated DER")
+    return tag, pos, pos + n

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from .der import oid_body, oid_text, tlv
+from .der import oid_body, oid_text, read_tlv, tlv
 
 __all__ = [
     "Ava", "parse_name", "str_dn", "nss_dn", "atodn", "dn_has_wildcards", "match_dn",
@@ -79,21 +79,7 @@ _PRINTABLE_CHARS: Final = frozenset(
 
 # ------------------------------------------------------------------ DER reading
 
-def der_tlv(data: bytes, pos: int) -> tuple[int, int, int]:
-    """(tag, content start, end) of the TLV at ``pos``; ValueError when malformed."""
-    if pos + 2 > len(data):
-        raise ValueError("truncated DER")
-    tag, n = data[pos], data[pos + 1]
-    pos += 2
-    if n & 0x80:
-        k = n & 0x7F
-        if k == 0 or k > 4 or pos + k > len(data):
-            raise ValueError("bad DER length")
-        n = int.from_bytes(data[pos:pos + k], "big")
-        pos += k
-    if pos + n > len(data):
-        raise ValueError("truncated DER")
-    return tag, pos, pos + n
+der_tlv = read_tlv  # (tag, content start, end) of the TLV at pos
 
 
 def der_children(data: bytes, start: int, end: int) -> list[tuple[int, int, int, int]]:

@@ -452,8 +452,8 @@ class IkeGlue(ControlGlue, KernelGlue):
             elif st.kind == "child" and a.policy.cp_client:  # narrowed to our lease (cp.py)
                 st.lease = ",".join(str(s) for s in a.policy.local_ts)
                 # what the server's CP(CFG_REPLY) said, for updown (st_seen_cfg_dns)
-                st.seen_dns = " ".join(str(d) for d in a.policy.modecfg_dns)  # type: ignore[attr-defined]
-                st.seen_domains = " ".join(a.policy.modecfg_domains)  # type: ignore[attr-defined]
+                st.seen_dns = " ".join(str(d) for d in a.policy.modecfg_dns)
+                st.seen_domains = " ".join(a.policy.modecfg_domains)
 
     # ------------------------------------------------------------------ road warriors
 
@@ -610,6 +610,8 @@ class IkeGlue(ControlGlue, KernelGlue):
                 st.lease = prior.lease if prior is not None else ""
             if not st.lease and parent is not None and parent.lease:
                 st.lease = parent.lease  # IKEv1: ModeCfg leased it to the ISAKMP SA
+                st.seen_dns, st.seen_domains, st.seen_banner = (
+                    parent.seen_dns, parent.seen_domains, parent.seen_banner)
             isakmp = self.engine.v1.isakmp_sas.get(a.parent)
             lease = getattr(a.policy, "modecfg_lease", None)
             if isakmp is not None and lease and getattr(a.policy, "modecfg_server", False):
@@ -652,6 +654,10 @@ class IkeGlue(ControlGlue, KernelGlue):
         st = self.p.states.get(a.serial)
         if st is not None:
             st.lease = f"{a.address}/{a.address.max_prefixlen}"
+            # for updown (PLUTO_PEER_DNS_INFO, _DOMAIN_INFO, _BANNER), copied to children
+            st.seen_dns = " ".join(str(d) for d in a.dns)
+            st.seen_domains = " ".join(a.domains)
+            st.seen_banner = a.banner
 
     def _ike_up(self, a: IkeEstablished) -> None:
         st = self.p.states.get(a.serial)

@@ -142,6 +142,8 @@ def v1_policy(base: Policy, conn: Any, pools: Any = None) -> V1Policy:
         modecfg_pull=bool(getattr(cfg, "modecfgpull", False)),
         modecfg_lease=lease,
         modecfg_dns=tuple(str(a) for a in getattr(cfg, "modecfgdns", ()) or ()),
+        modecfg_domains=tuple(getattr(cfg, "modecfgdomains", ()) or ()),
+        modecfg_banner=str(getattr(cfg, "modecfgbanner", None) or ""),
         # RSA signatures: CERT/CR decisions Libreswan makes from the ends (ikev1/phase1.py)
         peer_preloaded=_preloaded(that),
         peer_ca=_ca_der(getattr(that, "ca", None)),

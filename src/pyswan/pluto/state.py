@@ -35,6 +35,10 @@ class State:
     peer_id: str = ""
     username: str = ""
     lease: str = ""
+    # what the peer's ModeCfg/CP reply said, for updown's PLUTO_PEER_*_INFO / _BANNER
+    seen_dns: str = ""
+    seen_domains: str = ""
+    seen_banner: str = ""
     # Child SA details
     protocol: str = "ESP"
     spi_in: int = 0

@@ -98,7 +98,7 @@ def environment(pluto: Any, conn: Any, verb: str, st: Any = None) -> dict[str, s
         "PLUTO_CFG_SERVER": "1" if this.modecfgserver or that.addresspool else "0",
         "PLUTO_CFG_CLIENT": "1" if this.modecfgclient or this.addresspool else "0",
         # what the peer's configuration payload said (Libreswan: st_seen_cfg_*)
-        "PLUTO_PEER_BANNER": "",
+        "PLUTO_PEER_BANNER": getattr(st, "seen_banner", "") if st is not None else "",
         "PLUTO_PEER_DNS_INFO": getattr(st, "seen_dns", "") if st is not None else "",
         "PLUTO_PEER_DOMAIN_INFO": getattr(st, "seen_domains", "") if st is not None else "",
         "PLUTO_NFLOG_GROUP": str(c.nflog_group or ""),

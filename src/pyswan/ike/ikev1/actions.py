@@ -14,6 +14,8 @@ class ModeCfgLease:
     serial: int
     address: IPv4Address | IPv6Address
     dns: tuple[IPv4Address | IPv6Address, ...] = field(default_factory=tuple)
+    domains: tuple[str, ...] = ()  # MODECFG_DOMAIN (Cisco Unity)
+    banner: str = ""  # MODECFG_BANNER
 
 
 @dataclass(slots=True)

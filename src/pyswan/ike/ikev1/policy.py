@@ -25,6 +25,7 @@ class V1Policy(Policy):
     modecfg_pull: bool = True  # modecfgpull=yes: the client requests
     modecfg_lease: str | None = None  # the address given to the peer (rightaddresspool=)
     modecfg_dns: tuple[str, ...] = ()  # modecfgdns=
+    modecfg_banner: str = ""  # modecfgbanner=: sent by a ModeCfg server
     # RSA signatures (authby=rsasig): is the peer's key preloaded (rightrsasigkey=,
     # rightcert=)?  Then no CR is sent.  peer_ca: rightca='s DER DN, named in our CRs;
     # None is %same (the default): the issuer of our own certificate; b"" is %any

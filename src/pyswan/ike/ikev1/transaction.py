@@ -131,6 +131,13 @@ def _lease_attributes(engine: Engine, sa: IsakmpSa) -> list[Attribute] | None:
              Attribute(CfgAttr.INTERNAL_IP4_NETMASK, b"\xff\xff\xff\xff")]
     for dns in knob(sa.policy, "modecfg_dns", ()) or ():  # type: ignore[union-attr]
         attrs.append(Attribute(CfgAttr.INTERNAL_IP4_DNS, ipaddress.IPv4Address(dns).packed))
+    # Cisco Unity attributes, as Libreswan sends them: the first domain only, the banner
+    domains = knob(sa.policy, "modecfg_domains", ()) or ()
+    if domains:
+        attrs.append(Attribute(CfgAttr.MODECFG_DOMAIN, str(domains[0]).encode()))  # type: ignore[index]
+    banner = knob(sa.policy, "modecfg_banner", "") or ""
+    if banner:
+        attrs.append(Attribute(CfgAttr.MODECFG_BANNER, str(banner).encode()))
     engine.log(sa.serial, f"modecfg: sending IPv4 address {addr} to the client")
     return attrs
 
@@ -276,7 +283,13 @@ def _lease(engine: Engine, sa: IsakmpSa, attrs: ModeCfgAttributes, now: float) -
     dns = tuple(ipaddress.IPv4Address(bytes(x.value)) for x in attrs.attributes  # type: ignore[arg-type]
                 if x.type == CfgAttr.INTERNAL_IP4_DNS and not x.basic and len(x.value) == 4)  # type: ignore[arg-type]
     engine.log(sa.serial, f"received IPv4 lease {sa.lease}")
-    engine.emit(ModeCfgLease(sa.serial, sa.lease, dns))
+    domains = tuple(_text(attrs, CfgAttr.MODECFG_DOMAIN).split()) \
+        if attrs.attr(CfgAttr.MODECFG_DOMAIN) is not None else ()
+    banner = ""
+    if attrs.attr(CfgAttr.MODECFG_BANNER) is not None:
+        banner = _text(attrs, CfgAttr.MODECFG_BANNER)
+        engine.log(sa.serial, f"received MODECFG_BANNER: {banner}")
+    engine.emit(ModeCfgLease(sa.serial, sa.lease, dns, domains, banner))
     _done(engine, sa, now)
 
 
