@@ -7,10 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..ike.constants import IdType
-from ..ike.ikev2 import (
-    Identity,
-    Policy,
-)
+from ..ike.ikev2 import Identity, Policy
 from . import pkauth
 
 

@@ -9,15 +9,8 @@ import ipaddress
 from typing import Any
 
 from ..ike.ikev1 import V1Policy
-from ..ike.ikev2 import (
-    Policy,
-    SaCreated,
-    SaDeleted,
-    Send,
-)
-from ..kernel.base import (
-    ExpireEvent,
-)
+from ..ike.ikev2 import Policy, SaCreated, SaDeleted, Send
+from ..kernel.base import ExpireEvent
 from ..whack import rc
 from .state import State
 

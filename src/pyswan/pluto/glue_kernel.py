@@ -7,12 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ..ike.ikev2 import (
-    ChildSaKeys,
-    InstallChild,
-    RemoveChild,
-    Selector,
-)
+from ..ike.ikev2 import ChildSaKeys, InstallChild, RemoveChild, Selector
 from ..kernel.base import (
     XFRM_INF,
     AuthAlg,
